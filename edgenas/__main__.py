@@ -1,0 +1,5 @@
+import sys
+
+from edgenas.cli import main
+
+sys.exit(main())

@@ -1,0 +1,211 @@
+"""The ``edgenas`` command: a thin layer over the library functions the tests also call."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+
+from edgenas import __version__
+from edgenas.errors import ArchitectureError, EdgenasError
+
+DESCRIPTION = "Hardware-aware multi-objective neural architecture search for edge devices."
+
+EPILOG = """\
+workflow (three steps, possibly on different machines):
+  1. profile  time every op of a search space on the device itself (ONNX Runtime,
+              LiteRT; locally, over ssh or adb) -> latency_tables/<device>.json
+  2. search   find the Pareto front of networks that balance accuracy, latency,
+              energy, peak memory and size on that device (LEMONADE, NSGA-II,
+              penalized RL, random search)
+  3. export   write int8 ONNX/TFLite bundles of front members; deploy and verify
+              them on the device
+
+available now:
+  edgenas spaces list                       the preset search spaces
+  edgenas spaces show small                 a space's stages, choices, fingerprint, op count
+  edgenas arch sample --space small -n 3    random architectures of a space
+  edgenas arch show ARCH --space small      an architecture's ops, parameters, MACs, size, memory
+  edgenas arch export ARCH --out m.onnx     build it (untrained) and export it to ONNX, checked
+                                            against torch in ONNX Runtime
+
+Profiling, search and export are being built; README.md tracks each step.
+Add --debug before the command to see a traceback on errors.
+"""
+
+
+def _add_space_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--space", default="small", help="preset name or .yaml/.toml file (default: small)")
+    p.add_argument(
+        "--resolution", type=int, nargs="+", metavar="R", help="replace the space's input-resolution choices"
+    )
+    p.add_argument("--width", type=float, nargs="+", metavar="W", help="replace the space's width-multiplier choices")
+
+
+def _add_task_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--in-channels", type=int, default=3, help="input image channels (default: 3)")
+    p.add_argument("--num-classes", type=int, default=10, help="number of classes (default: 10)")
+
+
+def _positive(name: str, value: int) -> int:
+    if value < 1:
+        raise EdgenasError(f"{name} must be a positive integer, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgenas", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"edgenas {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    spaces = sub.add_parser("spaces", help="inspect search spaces", description="Inspect search spaces.")
+    spaces_sub = spaces.add_subparsers(dest="action", metavar="ACTION", required=True)
+    spaces_sub.add_parser("list", help="list the preset spaces")
+    show = spaces_sub.add_parser("show", help="describe a space (preset name or .yaml/.toml file)")
+    show.add_argument("space", help="preset name or space file")
+    show.add_argument("--resolution", type=int, nargs="+", metavar="R", help="replace the resolution choices")
+    show.add_argument("--width", type=float, nargs="+", metavar="W", help="replace the width-multiplier choices")
+    _add_task_args(show)
+    show.add_argument("--json", action="store_true", help="print the definition as JSON")
+
+    arch = sub.add_parser(
+        "arch",
+        help="sample, inspect and export architectures",
+        description="Architectures print as r<resolution>-w<width>-[<blocks>]..., e.g. r32-w1-[k3e6,k5e4][k3e3]...",
+    )
+    arch_sub = arch.add_subparsers(dest="action", metavar="ACTION", required=True)
+    sample = arch_sub.add_parser("sample", help="print random architectures of a space")
+    _add_space_args(sample)
+    sample.add_argument("-n", type=int, default=5, help="how many (default: 5)")
+    sample.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+
+    ashow = arch_sub.add_parser("show", help="ops and analytic costs of an architecture")
+    ashow.add_argument("arch", help="architecture string")
+    _add_space_args(ashow)
+    _add_task_args(ashow)
+    ashow.add_argument("--precision", choices=["int8", "fp32"], default="int8", help="deployed precision (default: int8)")
+    ashow.add_argument("--json", action="store_true", help="print one JSON object")
+
+    export = arch_sub.add_parser(
+        "export", help="build an (untrained) architecture and export it to ONNX, checked in ONNX Runtime"
+    )
+    export.add_argument("arch", help="architecture string")
+    _add_space_args(export)
+    _add_task_args(export)
+    export.add_argument("--out", required=True, help="path of the .onnx file to write")
+    export.add_argument("--seed", type=int, default=0, help="seed of the random weights (default: 0)")
+    return parser
+
+
+def _space(args: argparse.Namespace):
+    from edgenas.space import get_space
+
+    space = get_space(args.space)
+    if getattr(args, "resolution", None) or getattr(args, "width", None):
+        space = space.with_choices(args.resolution, args.width)
+    return space
+
+
+def _arch(space, text: str):
+    try:
+        return space.parse(text)
+    except ArchitectureError as exc:
+        if "gene resolution" in str(exc) or "gene width" in str(exc):
+            raise ArchitectureError(f"{exc}; use --resolution/--width to change the space's choices") from None
+        raise
+
+
+def cmd_spaces(args: argparse.Namespace) -> int:
+    from edgenas.ops import OpIndex
+    from edgenas.space import get_space, list_spaces
+
+    if args.action == "list":
+        for name in list_spaces():
+            space = get_space(name)
+            print(f"{name:10s} {space.fingerprint}  {space.description}")
+        return 0
+    space = _space(args)
+    n_ops = len(OpIndex(space, _positive("--in-channels", args.in_channels), _positive("--num-classes", args.num_classes)))
+    if args.json:
+        print(json.dumps({**space.to_dict(), "fingerprint": space.fingerprint, "n_ops": n_ops}, indent=2))
+        return 0
+    for line in space.describe():
+        print(line)
+    print(f"ops         {n_ops} distinct (for {args.in_channels} input channels, {args.num_classes} classes)")
+    return 0
+
+
+def cmd_arch(args: argparse.Namespace) -> int:
+    space = _space(args)
+    if args.action == "sample":
+        rng = np.random.default_rng(args.seed)
+        for _ in range(_positive("-n", args.n)):
+            print(space.sample(rng))
+        return 0
+
+    arch = _arch(space, args.arch)
+    in_channels = _positive("--in-channels", args.in_channels)
+    num_classes = _positive("--num-classes", args.num_classes)
+    if args.action == "show":
+        from edgenas.cost import architecture_cost
+        from edgenas.ops import decompose
+
+        cost = architecture_cost(space, arch, in_channels, num_classes, args.precision)
+        ops = decompose(space, arch, in_channels, num_classes)
+        if args.json:
+            print(json.dumps({"arch": str(arch), "space": space.name, "fingerprint": space.fingerprint,
+                              **cost.as_dict(), "ops": [str(k) for k in ops]}))
+            return 0
+        print(f"architecture {arch}")
+        print(f"space        {space.name} (fingerprint {space.fingerprint})")
+        print(f"input        {in_channels}x{arch.resolution}x{arch.resolution}, {num_classes} classes")
+        print(f"params       {cost.params:,}")
+        print(f"MACs         {cost.macs / 1e6:,.2f} M")
+        print(f"size         {cost.size_kb:,.1f} KiB ({cost.precision.value})")
+        print(f"peak memory  {cost.peak_memory_kb:,.1f} KiB ({cost.precision.value})")
+        print(f"ops          {len(ops)}")
+        for key in ops:
+            print(f"  {key}")
+        return 0
+
+    # export
+    import torch
+
+    from edgenas.model import build_model, export_onnx, onnx_matches_torch
+
+    torch.manual_seed(args.seed)
+    model = build_model(space, arch, num_classes, in_channels)
+    path = export_onnx(model, model.input_shape, args.out)
+    inputs = np.random.default_rng(args.seed).standard_normal((4, *model.input_shape)).astype(np.float32)
+    diff = onnx_matches_torch(model, path, inputs)
+    print(f"wrote {path} (untrained weights); ONNX Runtime matches torch, max abs difference {diff:.2e}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    handlers = {"spaces": cmd_spaces, "arch": cmd_arch}
+    try:
+        return handlers[args.command](args)
+    except EdgenasError as exc:
+        if args.debug:
+            raise
+        print(f"edgenas: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("edgenas: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

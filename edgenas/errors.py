@@ -1,0 +1,49 @@
+"""The exceptions edgenas raises.
+
+Every error a user can cause derives from :class:`EdgenasError`; the CLI turns
+any of them into one line on stderr and a non-zero exit (``--debug`` shows the
+traceback).  Programming errors inside edgenas are left as ordinary Python
+exceptions.
+
+::
+
+    EdgenasError
+     ├── SpaceError            a search-space definition (preset name or file) is invalid
+     ├── ArchitectureError     an architecture string, genome or encoding is invalid
+     │                         for its search space
+     ├── MissingExtraError     an optional dependency group is not installed
+     └── ExportCheckError      a built model does not round-trip through ONNX Runtime
+
+``SpaceError`` and ``ArchitectureError`` are also ``ValueError`` so that library
+users can catch them the usual way.
+"""
+
+from __future__ import annotations
+
+
+class EdgenasError(Exception):
+    """Base class of every error caused by input edgenas cannot accept."""
+
+
+class SpaceError(EdgenasError, ValueError):
+    """A search-space definition is invalid or cannot be found."""
+
+
+class ArchitectureError(EdgenasError, ValueError):
+    """An architecture does not parse or is not a member of its search space."""
+
+
+class MissingExtraError(EdgenasError, ImportError):
+    """An optional dependency is needed; the message says which extra to install."""
+
+    def __init__(self, module: str, extra: str, purpose: str) -> None:
+        super().__init__(
+            f"{purpose} needs the '{module}' package, which is not installed; "
+            f"install it with: pip install 'edgenas[{extra}]'"
+        )
+        self.module = module
+        self.extra = extra
+
+
+class ExportCheckError(EdgenasError):
+    """An exported model disagrees with the torch model it came from."""

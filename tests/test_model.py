@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from edgenas.errors import ExportCheckError
+from edgenas.genome import Architecture
+from edgenas.model import MBConv, build_model, build_op, export_onnx, onnx_matches_torch
+from edgenas.ops import OpKey, OpType
+from edgenas.space import get_space
+
+
+def test_model_has_bn_relu6_and_residuals_where_shapes_allow():
+    space = get_space("small")
+    arch = Architecture.parse("r32-w1-[k3e6,k5e4][k7e3][k3e3,k3e3][k5e6][k3e4,k7e6]")
+    model = build_model(space, arch, num_classes=10, in_channels=1)
+    blocks = [b for stage in model.stages for b in stage]
+    assert [b.residual for b in blocks] == [True, True, False, False, True, False, False, True]
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 2 + 3 * len(blocks)
+    assert len([m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]) == len(convs)
+    assert len([m for m in model.modules() if isinstance(m, nn.ReLU6)]) == 2 + 2 * len(blocks)
+    assert all(c.bias is None for c in convs)
+    assert model.input_shape == (1, 32, 32)
+    out = model(torch.zeros(2, 1, 32, 32))
+    assert out.shape == (2, 10)
+
+
+def test_residual_block_adds_its_input():
+    block = build_op(OpKey(OpType.MBCONV, 8, 8, 16, 16, 3, 3, 1, True)).eval()
+    assert isinstance(block, MBConv)
+    nn.init.zeros_(block.project[1].weight)  # zero the last BatchNorm scale: the branch outputs its bias (0)
+    x = torch.randn(1, 16, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(block(x), x)
+
+
+def test_expansion_one_has_no_expand_conv():
+    block = build_op(OpKey(OpType.MBCONV, 8, 8, 32, 16, 3, 1, 1, False))
+    assert isinstance(block.expand, nn.Identity)
+
+
+@pytest.mark.parametrize("dynamo", [True, False], ids=["dynamo", "torchscript"])
+def test_onnx_export_matches_torch_in_onnxruntime(tmp_path, dynamo):
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    cases = [
+        (get_space("tiny"), "r8-w0.5-[k5e4,k3e3][k7e6]", 1),
+        (get_space("tiny"), "r16-w1-[k3e3][k5e6,k3e4]", 3),
+        (get_space("small"), "r32-w1-[k3e6,k5e4][k7e3][k3e3,k3e3][k5e6][k3e4,k7e6]", 3),
+    ]
+    for i, (space, text, channels) in enumerate(cases):
+        model = build_model(space, space.parse(text), num_classes=10, in_channels=channels)
+        # Non-trivial BatchNorm statistics, so the check covers the folding of BN in eval mode.
+        model.train()
+        with torch.no_grad():
+            for _ in range(3):
+                model(torch.randn(8, *model.input_shape))
+        path = export_onnx(model, model.input_shape, tmp_path / f"m{i}.onnx", dynamo=dynamo)
+        inputs = rng.standard_normal((4, *model.input_shape)).astype(np.float32)
+        assert onnx_matches_torch(model, path, inputs) < 1e-4
+
+
+def test_a_wrong_export_is_caught(tmp_path):
+    space = get_space("tiny")
+    arch = space.parse("r8-w0.5-[k5e4][k7e6]")
+    torch.manual_seed(0)
+    model = build_model(space, arch, 10, 1)
+    path = export_onnx(model, model.input_shape, tmp_path / "m.onnx", dynamo=False)
+    torch.manual_seed(1)
+    other = build_model(space, arch, 10, 1)
+    inputs = np.random.default_rng(0).standard_normal((2, 1, 8, 8)).astype(np.float32)
+    with pytest.raises(ExportCheckError, match="differs from torch"):
+        onnx_matches_torch(other, path, inputs)
