@@ -25,6 +25,11 @@ workflow (three steps, possibly on different machines):
               them on the device
 
 available now:
+  edgenas devices list                      the shipped device descriptions
+  edgenas profile --device local-ort --space small --resolution 8 --in-channels 1
+                                            time every op there -> latency_tables/*.json
+  edgenas tables list                       the tables in latency_tables/
+  edgenas tables validate TABLE             predicted vs measured latency of random networks
   edgenas spaces list                       the preset search spaces
   edgenas spaces show small                 a space's stages, choices, fingerprint, op count
   edgenas arch sample --space small -n 3    random architectures of a space
@@ -32,7 +37,7 @@ available now:
   edgenas arch export ARCH --out m.onnx     build it (untrained) and export it to ONNX, checked
                                             against torch in ONNX Runtime
 
-Profiling, search and export are being built; README.md tracks each step.
+Search and export are being built; README.md tracks each step.
 Add --debug before the command to see a traceback on errors.
 """
 
@@ -100,6 +105,48 @@ def build_parser() -> argparse.ArgumentParser:
     _add_task_args(export)
     export.add_argument("--out", required=True, help="path of the .onnx file to write")
     export.add_argument("--seed", type=int, default=0, help="seed of the random weights (default: 0)")
+    devices = sub.add_parser("devices", help="list and show device descriptions", description="Device descriptions.")
+    devices_sub = devices.add_subparsers(dest="action", metavar="ACTION", required=True)
+    devices_sub.add_parser("list", help="list the shipped devices")
+    dshow = devices_sub.add_parser("show", help="show a device (shipped name or .yaml file)")
+    dshow.add_argument("device")
+
+    profile = sub.add_parser(
+        "profile",
+        help="time every op of a search space on a device and write its latency table",
+        description=(
+            "Build one small model per distinct op of the space (plus an overhead model and a few whole "
+            "networks for calibration), time them on the device in shuffled, interleaved rounds, and write "
+            "a latency table. An interrupted profile resumes when run again with the same arguments."
+        ),
+    )
+    profile.add_argument("--device", default="local-ort", help="shipped device name or .yaml file (default: local-ort)")
+    _add_space_args(profile)
+    _add_task_args(profile)
+    profile.add_argument("--precision", choices=["fp32", "int8"], default="fp32", help="precision of the op models (default: fp32)")
+    profile.add_argument("--out", help="table path (default: latency_tables/<device>_<space>-r<res>_<task>_<precision>.json)")
+    profile.add_argument("--rounds", type=int, default=5, help="timing rounds (default: 5)")
+    profile.add_argument("--runs", type=int, help="timed runs per model and round (default: 20, or 6 above 64x64)")
+    profile.add_argument("--calibration-networks", type=int, default=8, help="whole networks timed for calibration (default: 8)")
+    profile.add_argument("--seed", type=int, default=0, help="seed of the shuffled order and calibration networks")
+    profile.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    tables = sub.add_parser("tables", help="list, show and validate latency tables", description="Latency tables.")
+    tables_sub = tables.add_subparsers(dest="action", metavar="ACTION", required=True)
+    tlist = tables_sub.add_parser("list", help="list tables (shipped and in ./latency_tables)")
+    tlist.add_argument("folder", nargs="?", help="another folder of tables")
+    tshow = tables_sub.add_parser("show", help="header and entries of a table")
+    tshow.add_argument("table")
+    tshow.add_argument("--entries", action="store_true", help="also print every entry")
+    validate = tables_sub.add_parser(
+        "validate", help="measure random whole networks on the table's device and compare with predictions"
+    )
+    validate.add_argument("table")
+    validate.add_argument("--samples", type=int, default=30, help="random architectures (default: 30)")
+    validate.add_argument("--seed", type=int, default=1, help="seed of the architectures (default: 1)")
+    validate.add_argument("--device", help="device to measure on (default: the one in the table)")
+    validate.add_argument("--json", action="store_true", help="print one JSON object")
+    validate.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
 
@@ -188,13 +235,109 @@ def cmd_arch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_devices(args: argparse.Namespace) -> int:
+    from edgenas.devices import get_device, list_devices
+
+    if args.action == "list":
+        for device in list_devices():
+            print(f"{device.name:18s} {device.transport:28s} {device.runtime:12s} {device.description}")
+        return 0
+    for line in get_device(args.device).describe():
+        print(line)
+    return 0
+
+
+def _progress_log(message: str) -> None:
+    print(f"edgenas: {message}", file=sys.stderr)
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from edgenas.devices import get_device
+    from edgenas.profile import MeasurementSettings, profile_device
+
+    device = get_device(args.device)
+    space = _space(args)
+    for name in ("rounds", "calibration_networks"):
+        _positive(f"--{name.replace('_', '-')}", getattr(args, name))
+    if args.runs is not None:
+        _positive("--runs", args.runs)
+    settings = MeasurementSettings(
+        rounds=args.rounds, runs_per_round=args.runs, calibration_networks=args.calibration_networks, seed=args.seed
+    )
+    table = profile_device(
+        device, space, args.precision, _positive("--in-channels", args.in_channels),
+        _positive("--num-classes", args.num_classes), args.out, settings, quiet=args.quiet, log=_progress_log,
+    )
+    energy = f"energy from {table.energy_source}" if table.energy_source else "no energy source on this device"
+    print(f"wrote {table.path}: {len(table.entries)} ops, overhead {table.overhead['latency_ms'] * 1000:.1f} us per call, "
+          f"calibration scale {table.calibration['latency_scale']:.3f}, {energy}, {table.profiling_seconds:.0f} s")
+    return 0
+
+
+def cmd_tables(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from edgenas.errors import TableError
+    from edgenas.tables import LatencyTable, list_tables
+
+    if args.action == "list":
+        folders = [Path(args.folder)] if args.folder else [None, Path("latency_tables")]
+        seen = set()
+        for folder in folders:
+            if folder is not None and not folder.is_dir():
+                continue
+            for path in list_tables(folder):
+                if path.resolve() in seen:
+                    continue
+                seen.add(path.resolve())
+                try:
+                    print(LatencyTable.load(path).summary())
+                except TableError as exc:
+                    print(f"{path.name}: unreadable ({exc})")
+        if not seen:
+            print("no tables found; make one with: edgenas profile")
+        return 0
+    table = LatencyTable.load(args.table)
+    if args.action == "show":
+        print(table.summary())
+        print(f"created     {table.created} by edgenas {table.tool_version} in {table.profiling_seconds} s")
+        print(f"task        {table.task['in_channels']} input channels, {table.task['num_classes']} classes")
+        print(f"measurement {json.dumps(table.measurement)}")
+        print(f"overhead    {table.overhead['latency_ms'] * 1000:.2f} us per call")
+        print(f"calibration scale {table.calibration['latency_scale']:.4f} on {len(table.calibration.get('networks', []))} networks")
+        print(f"energy      {table.energy_source or 'not measured (no energy source): energy is not offered as an objective'}")
+        if args.entries:
+            for key, entry in sorted(table.entries.items()):
+                energy = f"  {entry.energy_mj:.5f} mJ" if entry.energy_mj is not None else ""
+                print(f"  {key:45s} {entry.latency_ms:10.5f} ms  +-{entry.spread_ms:.5f}  n={entry.runs}{energy}")
+        return 0
+
+    from edgenas.devices import get_device
+    from edgenas.validate import validate_table
+
+    device = get_device(args.device) if args.device else None
+    report = validate_table(table, _positive("--samples", args.samples), args.seed, device=device, quiet=args.quiet)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"table        {report['table']} ({report['device']}, {report['precision']}, space {report['space']} {report['resolutions']})")
+    print(f"samples      {report['samples']} random architectures (seed {report['seed']}), each measured whole twice")
+    print(f"within +-10% {report['within_10pct'] * 100:.1f}%   (noise ceiling: two measurements agree for {report['noise_within_10pct'] * 100:.1f}%)")
+    print(f"MAPE         {report['mape_pct']:.2f}%   (noise: {report['noise_mape_pct']:.2f}%)")
+    print(f"Kendall tau  {report['kendall_tau']:.3f}")
+    print(f"bias         {report['bias_pct']:+.2f}% (median of predicted/measured - 1)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
-    handlers = {"spaces": cmd_spaces, "arch": cmd_arch}
+    handlers = {
+        "spaces": cmd_spaces, "arch": cmd_arch, "devices": cmd_devices, "profile": cmd_profile, "tables": cmd_tables,
+    }
     try:
         return handlers[args.command](args)
     except EdgenasError as exc:

@@ -11,6 +11,10 @@ exceptions.
      ├── SpaceError            a search-space definition (preset name or file) is invalid
      ├── ArchitectureError     an architecture string, genome or encoding is invalid
      │                         for its search space
+     ├── DeviceError           a device description is invalid, or the device cannot be reached
+     │                         or fails while profiling
+     ├── TableError            a latency table is invalid, or does not match the space,
+     │                         precision or task it is used for
      ├── MissingExtraError     an optional dependency group is not installed
      └── ExportCheckError      a built model does not round-trip through ONNX Runtime
 
@@ -31,6 +35,14 @@ class SpaceError(EdgenasError, ValueError):
 
 class ArchitectureError(EdgenasError, ValueError):
     """An architecture does not parse or is not a member of its search space."""
+
+
+class DeviceError(EdgenasError):
+    """A device description is invalid, or the device cannot be reached or fails."""
+
+
+class TableError(EdgenasError):
+    """A latency table is invalid or does not fit the space, precision or task it is used with."""
 
 
 class MissingExtraError(EdgenasError, ImportError):

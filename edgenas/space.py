@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -499,32 +498,9 @@ def space_from_dict(data: Any, source: str = "space definition") -> SearchSpace:
 
 def load_space(path: str | Path) -> SearchSpace:
     """Load a space from a ``.yaml``/``.yml`` or ``.toml`` file."""
-    path = Path(path)
-    if not path.is_file():
-        raise SpaceError(f"space file {path} does not exist")
-    suffix = path.suffix.lower()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpaceError(f"cannot read space file {path}: {exc}") from None
-    try:
-        if suffix in (".yaml", ".yml"):
-            import yaml
+    from edgenas.files import read_structured
 
-            data = yaml.safe_load(text)
-        elif suffix == ".toml":
-            if sys.version_info >= (3, 11):
-                import tomllib
-            else:  # pragma: no cover - exercised on Python 3.10 only
-                import tomli as tomllib
-            data = tomllib.loads(text)
-        else:
-            raise SpaceError(f"space file {path}: unknown format '{suffix}'; use .yaml, .yml or .toml")
-    except SpaceError:
-        raise
-    except Exception as exc:  # yaml.YAMLError, tomllib.TOMLDecodeError
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SpaceError(f"space file {path} is not valid {suffix[1:].upper()}: {first}") from None
+    data = read_structured(path, "space file", SpaceError, (".yaml", ".yml", ".toml"))
     return space_from_dict(data, source=f"space file {path}")
 
 

@@ -32,3 +32,90 @@ def micro_space() -> SearchSpace:
 @pytest.fixture(params=["tiny", "small", "imagenet"])
 def preset(request) -> SearchSpace:
     return get_space(request.param)
+
+
+@pytest.fixture
+def nano_space() -> SearchSpace:
+    """One resolution, 15 distinct ops: small enough to profile in seconds."""
+    return SearchSpace(
+        name="nano",
+        stem=StemSpec(8, 3, 1),
+        stages=(
+            StageSpec(8, 1, (1, 2), kernels=(3, 5), expansions=(3, 6)),
+            StageSpec(16, 2, (1, 2), kernels=(3, 5), expansions=(3, 6)),
+        ),
+        head=HeadSpec(32),
+        resolutions=(8,),
+    )
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory):
+    """A real OpenSSH server on 127.0.0.1 with throw-away keys; yields how to reach it.
+
+    Skipped where openssh-server is not installed, except in CI (CI=true), where
+    .ci/run installs it and its absence is a failure.
+    """
+    import getpass
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    sshd_bin = shutil.which("sshd") or "/usr/sbin/sshd"
+    if not os.path.exists(sshd_bin):
+        if os.environ.get("CI"):
+            pytest.fail("sshd is missing: .ci/run installs openssh-server for the ssh transport tests")
+        pytest.skip("no sshd on this machine: install openssh-server to run the ssh transport tests")
+    folder = tmp_path_factory.mktemp("sshd")
+    for name in ("host_key", "client_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / name)], check=True)
+    (folder / "authorized_keys").write_text((folder / "client_key.pub").read_text())
+    os.chmod(folder / "authorized_keys", 0o600)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = folder / "sshd_config"
+    config.write_text(
+        "\n".join(
+            [
+                f"Port {port}",
+                "ListenAddress 127.0.0.1",
+                f"HostKey {folder / 'host_key'}",
+                f"AuthorizedKeysFile {folder / 'authorized_keys'}",
+                f"PidFile {folder / 'sshd.pid'}",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "PubkeyAuthentication yes",
+                "PermitRootLogin prohibit-password",
+                "StrictModes no",
+                "UsePAM no",
+                "LogLevel ERROR",
+            ]
+        )
+        + "\n"
+    )
+    if os.geteuid() == 0:
+        os.makedirs("/run/sshd", exist_ok=True)  # privilege separation directory
+    proc = subprocess.Popen([sshd_bin, "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                proc.wait()
+                pytest.fail(f"sshd did not start: {proc.stderr.read().decode(errors='replace')[-500:]}")
+            time.sleep(0.1)
+    yield {
+        "user": getpass.getuser(),
+        "port": port,
+        "key": str(folder / "client_key"),
+        "options": ("StrictHostKeyChecking=no", f"UserKnownHostsFile={folder / 'known_hosts'}"),
+    }
+    proc.terminate()
+    proc.wait(timeout=10)
+    proc.stderr.close()

@@ -1,0 +1,426 @@
+"""Profiling a device: time every op of a space there and write its latency table.
+
+``profile_device`` builds one small model per distinct op of the space (the
+workload of :func:`edgenas.ops.space_ops`), a trivial model that measures the
+runtime's per-call overhead, and a handful of whole networks for calibration;
+it copies them to the device with the device's transport and times them all
+together there (see :mod:`edgenas.agent`): several rounds, each running every
+model in a new shuffled order, so noise and drift spread over all models.
+
+Work happens in a folder beside the table (``<table>.work/``).  Models are
+written atomically and every finished round is saved, so a killed profile,
+started again with the same arguments, goes on where it stopped.  The folder is
+removed once the table is written.
+
+The same :func:`measure` serves ``edgenas tables validate``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import posixpath
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgenas import __version__
+from edgenas.benchmark_model import parse_benchmark_model
+from edgenas.cost import Precision
+from edgenas.devices import Device
+from edgenas.errors import DeviceError
+from edgenas.genome import Architecture
+from edgenas.ops import OpKey, OpType, decompose, space_ops
+from edgenas.space import SearchSpace
+from edgenas.tables import Entry, LatencyTable
+from edgenas.transports import Transport, make_transport
+
+__all__ = ["MeasurementSettings", "ModelSpec", "default_table_path", "measure", "profile_device"]
+
+#: The trivial op whose timing is the runtime's fixed per-call overhead.
+OVERHEAD_OP = OpKey(OpType.HEAD, 1, 1, 8, 8)
+
+
+@dataclass(frozen=True)
+class MeasurementSettings:
+    """How models are timed.  ``runs_per_round=None`` picks by input size (fewer runs for big inputs)."""
+
+    warmup_runs: int = 5
+    rounds: int = 5
+    runs_per_round: int | None = None
+    calibration_networks: int = 8
+    seed: int = 0
+    energy_min_seconds: float = 0.1
+
+    def runs_for(self, space: SearchSpace) -> int:
+        if self.runs_per_round is not None:
+            return self.runs_per_round
+        return 20 if max(space.resolutions) <= 64 else 6
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model to time: an id, a file name, and how to build it (an op or a whole network)."""
+
+    id: str
+    file: str
+    op: OpKey | None = None
+    arch: Architecture | None = None
+
+
+def _progress_bar(total: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="model", file=sys.stderr, dynamic_ncols=True, leave=True,
+                disable=None, mininterval=0.5)
+
+
+def _atomic_json(path: Path, data) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def _write_models(
+    device: Device, space: SearchSpace, specs: Sequence[ModelSpec], precision: Precision,
+    in_channels: int, num_classes: int, folder: Path, quiet: bool,
+) -> None:
+    import torch
+
+    from edgenas.model import build_model, build_op
+    from edgenas.opmodels import op_input_shape, write_model
+
+    todo = [s for s in specs if not (folder / s.file).exists()]
+    if not todo:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    bar = _progress_bar(len(todo), f"building {precision.value} models") if not quiet else None
+    for i, spec in enumerate(todo):
+        torch.manual_seed(i)
+        if spec.op is not None:
+            module, shape = build_op(spec.op).eval(), op_input_shape(spec.op)
+        else:
+            module = build_model(space, spec.arch, num_classes, in_channels).eval()
+            shape = module.input_shape
+        target = folder / spec.file
+        tmp = target.with_name("tmp-" + target.name)
+        write_model(device.runtime, module, shape, tmp, precision)
+        os.replace(tmp, target)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+
+
+def measure(
+    device: Device,
+    space: SearchSpace,
+    specs: Sequence[ModelSpec],
+    precision: Precision,
+    in_channels: int,
+    num_classes: int,
+    settings: MeasurementSettings,
+    workdir: Path,
+    *,
+    quiet: bool = False,
+    transport: Transport | None = None,
+) -> dict:
+    """Build, copy and time ``specs`` on ``device``; resumable through ``workdir``.
+
+    Returns ``{"runtime_version": ..., "energy_source": ..., "results": {id: {"times_ms": [...],
+    "energy_mj": [...]}}}`` with every round's measurements.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    models_dir = workdir / "models"
+    _write_models(device, space, specs, precision, in_channels, num_classes, models_dir, quiet)
+    rounds_dir = workdir / "rounds"
+    rounds_dir.mkdir(exist_ok=True)
+    transport = transport or make_transport(device, local_workdir=str(workdir))
+    runs = settings.runs_for(space)
+    done = sorted(rounds_dir.glob("round-*.json"))
+    if len(done) < settings.rounds:
+        if device.kind == "adb":
+            _measure_adb(device, transport, specs, settings, runs, workdir, quiet)
+        else:
+            _measure_agent(device, transport, specs, settings, runs, workdir, quiet)
+    merged: dict = {"results": {s.id: {"times_ms": [], "energy_mj": []} for s in specs}}
+    for r in range(settings.rounds):
+        data = json.loads((rounds_dir / f"round-{r:03d}.json").read_text())
+        merged["runtime_version"] = data["runtime_version"]
+        merged["energy_source"] = data.get("energy_source")
+        for mid, res in data["results"].items():
+            merged["results"][mid]["times_ms"] += res["times_ms"]
+            merged["results"][mid]["energy_mj"] += res.get("energy_mj", [])
+    return merged
+
+
+def _remote_dir(device: Device, transport: Transport, workdir: Path) -> str:
+    if device.kind == "local":
+        return str(workdir)
+    tag = hashlib.sha256(str(workdir.resolve()).encode()).hexdigest()[:12]
+    return transport.path(f"run-{tag}")
+
+
+def _measure_agent(
+    device: Device, transport: Transport, specs: Sequence[ModelSpec], settings: MeasurementSettings,
+    runs: int, workdir: Path, quiet: bool,
+) -> None:
+    """Time with the Python agent (local and ssh devices)."""
+    from edgenas import agent
+
+    shutil.copyfile(agent.__file__, workdir / "agent.py")
+    remote = _remote_dir(device, transport, workdir)
+    if device.kind != "local":
+        staging = workdir / "staging"
+        staging.mkdir(exist_ok=True)
+        shutil.copyfile(workdir / "agent.py", staging / "agent.py")
+        shutil.copytree(workdir / "models", staging / "models", dirs_exist_ok=True)
+        transport.push_dir(staging, remote)
+        shutil.rmtree(staging)
+    todo = [r for r in range(settings.rounds) if not (workdir / "rounds" / f"round-{r:03d}.json").exists()]
+    bar = _progress_bar(len(todo) * len(specs), f"timing on {device.name}") if not quiet else None
+    for r in todo:
+        job = {
+            "runtime": device.runtime,
+            "threads": device.threads,
+            "execution_provider": device.execution_provider,
+            "delegate": device.delegate,
+            "graph_optimization": device.graph_optimization,
+            "energy": None if device.energy == "none" else device.energy,
+            "energy_root": device.energy_root,
+            "energy_min_seconds": settings.energy_min_seconds,
+            "warmup_runs": settings.warmup_runs,
+            "rounds": 1,
+            "runs_per_round": runs,
+            "seed": settings.seed * 1000 + r,
+            "models": [{"id": s.id, "path": f"models/{s.file}"} for s in specs],
+        }
+        job_name, result_name = f"job-{r:03d}.json", f"result-{r:03d}.json"
+        jobs = workdir / "jobs"
+        jobs.mkdir(exist_ok=True)
+        _atomic_json(jobs / job_name, job)
+        if device.kind == "local":
+            job_path, result_path = str(jobs / job_name), str(jobs / result_name)
+            job["models"] = [{"id": s.id, "path": str(workdir / "models" / s.file)} for s in specs]
+            _atomic_json(jobs / job_name, job)
+        else:
+            push = workdir / "push"
+            push.mkdir(exist_ok=True)
+            shutil.copyfile(jobs / job_name, push / job_name)
+            transport.push_dir(push, remote)
+            shutil.rmtree(push)
+            job_path, result_path = f"{remote}/{job_name}", f"{remote}/{result_name}"
+        start = bar.n if bar is not None else 0
+
+        def on_progress(line: str, start: int = start) -> None:
+            if bar is not None:
+                bar.n = start + int(line.split()[1])
+                bar.refresh()
+
+        transport.run(
+            [transport.python(), f"{remote}/agent.py" if device.kind != "local" else str(workdir / "agent.py"),
+             job_path, result_path],
+            on_progress=on_progress,
+        )
+        local_result = jobs / result_name
+        transport.pull(result_path, local_result)
+        try:
+            data = json.loads(local_result.read_text())
+        except json.JSONDecodeError:
+            raise DeviceError(f"{device.name}: the timing agent wrote no valid result ({result_path})") from None
+        _atomic_json(workdir / "rounds" / f"round-{r:03d}.json", data)
+    if bar is not None:
+        bar.close()
+
+
+def _measure_adb(
+    device: Device, transport: Transport, specs: Sequence[ModelSpec], settings: MeasurementSettings,
+    runs: int, workdir: Path, quiet: bool,
+) -> None:
+    """Time with TFLite's benchmark_model on an Android device (one call per model and round)."""
+    from edgenas.agent import android_power_w
+
+    remote = _remote_dir(device, transport, workdir)
+    transport.push_dir(workdir / "models", f"{remote}/models")
+    transport.run([device.benchmark_model, "--help"])  # fails clearly if the binary is missing
+    todo = [r for r in range(settings.rounds) if not (workdir / "rounds" / f"round-{r:03d}.json").exists()]
+    bar = _progress_bar(len(todo) * len(specs), f"timing on {device.name}") if not quiet else None
+    supply = posixpath.join(device.energy_root, "sys/class/power_supply/battery")
+    for r in todo:
+        rng = np.random.default_rng(settings.seed * 1000 + r)
+        results = {}
+        for idx in rng.permutation(len(specs)):
+            spec = specs[idx]
+            argv = [
+                device.benchmark_model, f"--graph={remote}/models/{spec.file}", f"--num_threads={device.threads}",
+                f"--warmup_runs={settings.warmup_runs}", f"--num_runs={runs}", "--min_secs=0",
+                f"--use_xnnpack={'true' if device.delegate == 'xnnpack' else 'false'}",
+            ]
+            out = transport.run(argv)
+            stats = parse_benchmark_model(out.stdout + "\n" + out.stderr, source=f"{device.name}: {spec.file}")
+            entry = {"times_ms": [stats.latency_us / 1e3]}
+            if device.energy == "android":
+                reading = transport.run(["cat", f"{supply}/current_now", f"{supply}/voltage_now"]).stdout.split()
+                try:
+                    power_w = android_power_w(float(reading[0]), float(reading[1]))
+                except (IndexError, ValueError):
+                    raise DeviceError(f"{device.name}: cannot read {supply}/current_now and voltage_now") from None
+                entry["energy_mj"] = [power_w * stats.latency_us / 1e3]  # W x ms = mJ
+            results[spec.id] = entry
+            if bar is not None:
+                bar.update(1)
+        _atomic_json(workdir / "rounds" / f"round-{r:03d}.json", {
+            "runtime_version": "benchmark_model",
+            "energy_source": "android" if device.energy == "android" else None,
+            "results": results,
+        })
+    if bar is not None:
+        bar.close()
+
+
+def default_table_path(
+    device: Device, space: SearchSpace, precision: Precision, in_channels: int, num_classes: int,
+    folder: str | Path = "latency_tables",
+) -> Path:
+    res = "-".join(str(r) for r in space.resolutions)
+    widths = "" if space.widths == (1.0,) else "-w" + "-".join(f"{w:g}" for w in space.widths)
+    return Path(folder) / f"{device.name}_{space.name}-r{res}{widths}_{in_channels}ch-{num_classes}cls_{precision.value}.json"
+
+
+def _summary(times: Sequence[float]) -> tuple[float, float]:
+    arr = np.asarray(times, dtype=float)
+    q25, q50, q75 = np.percentile(arr, [25, 50, 75])
+    return float(q50), float(q75 - q25)
+
+
+def calibration_architectures(space: SearchSpace, n: int, seed: int) -> list[Architecture]:
+    rng = np.random.default_rng(10_000 + seed)
+    archs: list[Architecture] = []
+    for _ in range(50 * max(n, 1)):
+        if len(archs) == n:
+            break
+        arch = space.sample(rng)
+        if arch not in archs:
+            archs.append(arch)
+    return archs
+
+
+def profile_device(
+    device: Device,
+    space: SearchSpace,
+    precision: Precision | str,
+    in_channels: int,
+    num_classes: int,
+    out: str | Path | None = None,
+    settings: MeasurementSettings | None = None,
+    *,
+    quiet: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> LatencyTable:
+    """Profile ``space`` on ``device`` and write the table to ``out``; resumes an interrupted run."""
+    precision = Precision(precision)
+    settings = settings or MeasurementSettings()
+    if precision not in device.precisions:
+        raise DeviceError(
+            f"device '{device.name}' does not list {precision.value} among its precisions "
+            f"({', '.join(p.value for p in device.precisions)})"
+        )
+    out = Path(out) if out is not None else default_table_path(device, space, precision, in_channels, num_classes)
+    workdir = out.with_name(out.name + ".work")
+    identity = {
+        "device": device.to_dict(), "space": space.to_dict(), "precision": precision.value,
+        "task": [in_channels, num_classes], "settings": asdict(settings), "tool_version": __version__,
+    }
+    state = workdir / "state.json"
+    if state.exists():
+        previous = json.loads(state.read_text())
+        if previous.get("identity") != identity:
+            raise DeviceError(
+                f"{workdir} holds an unfinished profile with other settings; remove it, or choose another --out"
+            )
+        rounds_done = len(list((workdir / "rounds").glob("round-*.json"))) if (workdir / "rounds").exists() else 0
+        if log:
+            log(f"resuming the profile in {workdir} ({rounds_done} of {settings.rounds} rounds done)")
+        started = previous["started"]
+    else:
+        workdir.mkdir(parents=True, exist_ok=True)
+        started = time.time()
+        _atomic_json(state, {"identity": identity, "started": started})
+
+    keys = space_ops(space, in_channels, num_classes)
+    calib = calibration_architectures(space, settings.calibration_networks, settings.seed)
+    from edgenas.opmodels import MODEL_SUFFIX
+
+    suffix = MODEL_SUFFIX[device.runtime]
+    specs = [ModelSpec(str(k), f"op{i:04d}{suffix}", op=k) for i, k in enumerate(keys)]
+    specs.append(ModelSpec("overhead", f"overhead{suffix}", op=OVERHEAD_OP))
+    specs += [ModelSpec(f"net:{a}", f"net{i:03d}{suffix}", arch=a) for i, a in enumerate(calib)]
+    measured = measure(device, space, specs, precision, in_channels, num_classes, settings, workdir, quiet=quiet)
+
+    results = measured["results"]
+    has_energy = measured.get("energy_source") is not None
+    entries = {}
+    for spec in specs[: len(keys)]:
+        median, spread = _summary(results[spec.id]["times_ms"])
+        energy = float(np.median(results[spec.id]["energy_mj"])) if has_energy else None
+        entries[spec.id] = Entry(median, spread, len(results[spec.id]["times_ms"]), energy)
+    overhead_ms = _summary(results["overhead"]["times_ms"])[0]
+    overhead_mj = float(np.median(results["overhead"]["energy_mj"])) if has_energy else None
+
+    networks, ratios, energy_ratios = [], [], []
+    for arch in calib:
+        ops = decompose(space, arch, in_channels, num_classes)
+        raw = sum(entries[str(k)].latency_ms - overhead_ms for k in ops) + overhead_ms
+        measured_ms = _summary(results[f"net:{arch}"]["times_ms"])[0]
+        item = {"arch": str(arch), "measured_ms": measured_ms, "uncalibrated_ms": raw}
+        ratios.append(measured_ms / raw)
+        if has_energy:
+            raw_mj = sum(entries[str(k)].energy_mj - overhead_mj for k in ops) + overhead_mj
+            measured_mj = float(np.median(results[f"net:{arch}"]["energy_mj"]))
+            item.update(measured_mj=measured_mj, uncalibrated_mj=raw_mj)
+            energy_ratios.append(measured_mj / raw_mj if raw_mj > 0 else 1.0)
+        networks.append(item)
+    table = LatencyTable(
+        device=device.to_dict(),
+        runtime={
+            "name": device.runtime,
+            "version": measured.get("runtime_version", ""),
+            "execution_provider": device.execution_provider,
+            "delegate": device.delegate,
+            "threads": device.threads,
+            "graph_optimization": device.graph_optimization,
+        },
+        precision=precision,
+        space={**space.to_dict(), "fingerprint": space.fingerprint},
+        task={"in_channels": in_channels, "num_classes": num_classes},
+        measurement={
+            "warmup_runs": settings.warmup_runs, "rounds": settings.rounds, "runs_per_round": settings.runs_for(space),
+            "seed": settings.seed, "order": "every round runs all models, shuffled",
+            "statistic": "median of all timed runs; spread = interquartile range",
+            "timer": "perf_counter around one run (ONNX Runtime: run_with_iobinding)"
+            if device.kind != "adb" else "benchmark_model per-round average",
+        },
+        entries=entries,
+        overhead={"latency_ms": overhead_ms, "energy_mj": overhead_mj, "op": str(OVERHEAD_OP)},
+        calibration={
+            "latency_scale": float(np.median(ratios)) if ratios else 1.0,
+            "energy_scale": float(np.median(energy_ratios)) if energy_ratios else None,
+            "method": "median of measured / uncalibrated over whole networks timed with the ops",
+            "networks": networks,
+        },
+        energy_source=measured.get("energy_source"),
+        tool_version=__version__,
+        created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        profiling_seconds=round(time.time() - started, 1),
+    )
+    table.save(out)
+    object.__setattr__(table, "path", out)
+    shutil.rmtree(workdir, ignore_errors=True)
+    return table

@@ -1,0 +1,272 @@
+"""Latency/energy lookup tables: plain, versioned JSON; safe to load; no pickle.
+
+A table belongs to one (device, runtime, precision, threads, search space,
+task) tuple and says so in its header.  Its entries map an
+:class:`~edgenas.ops.OpKey` string to the latency of that op measured alone on
+the device (median over all timed runs, in ms), the spread (interquartile
+range, ms), the number of runs and, where the device can measure it, the energy
+per inference (mJ).  Two corrections fitted on the device during profiling make
+predictions of whole networks right (see :mod:`edgenas.predict`):
+
+- ``overhead``: the fixed cost of one runtime call, measured on a trivial model;
+  every op timed alone pays it, a whole network pays it once;
+- ``calibration``: a scale fitted on a handful of whole networks measured
+  directly, with those measurements kept for reference.
+
+Layout (``format_version`` 1)::
+
+    {
+      "format": "edgenas-latency-table", "format_version": 1,
+      "tool_version": "0.1.0", "created": "2026-11-22T07:00:00Z",
+      "device": {... the device description ...},
+      "runtime": {"name": "onnxruntime", "version": "1.31.1",
+                  "execution_provider": "CPUExecutionProvider", "delegate": null,
+                  "threads": 1, "graph_optimization": "all"},
+      "precision": "fp32",
+      "space": {"name": "small", "fingerprint": "...", "resolutions": [32], "widths": [1.0],
+                "stem": {...}, "stages": [...], "head": {...}},      (the whole definition)
+      "task": {"in_channels": 3, "num_classes": 10},
+      "measurement": {"warmup_runs": 5, "rounds": 5, "runs_per_round": 20, "seed": 0, ...},
+      "energy_source": null,
+      "overhead": {"latency_ms": 0.005, "energy_mj": null},
+      "calibration": {"latency_scale": 1.0, "energy_scale": null,
+                      "networks": [{"arch": "...", "measured_ms": 0.4, "uncalibrated_ms": 0.4}, ...]},
+      "profiling_seconds": 21.4,
+      "entries": {"mbconv_16x16_c24-40_k5_e6_s2_nores":
+                  {"latency_ms": 0.0412, "spread_ms": 0.0009, "runs": 100, "energy_mj": null}, ...}
+    }
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgenas.cost import Precision
+from edgenas.errors import ArchitectureError, TableError
+from edgenas.ops import OpKey
+from edgenas.resources import shipped_dir
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "Entry", "LatencyTable", "find_table", "list_tables"]
+
+FORMAT = "edgenas-latency-table"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Entry:
+    """Measurements of one op: median latency, its spread, runs, optional energy."""
+
+    latency_ms: float
+    spread_ms: float
+    runs: int
+    energy_mj: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"latency_ms": self.latency_ms, "spread_ms": self.spread_ms, "runs": self.runs, "energy_mj": self.energy_mj}
+
+
+@dataclass(frozen=True)
+class LatencyTable:
+    """One device's table; see the module docstring for the fields."""
+
+    device: dict[str, Any]
+    runtime: dict[str, Any]
+    precision: Precision
+    space: dict[str, Any]
+    task: dict[str, int]
+    measurement: dict[str, Any]
+    entries: dict[str, Entry]
+    overhead: dict[str, float | None]
+    calibration: dict[str, Any]
+    energy_source: str | None = None
+    tool_version: str = ""
+    created: str = ""
+    profiling_seconds: float | None = None
+    path: Path | None = field(default=None, compare=False)
+
+    @property
+    def name(self) -> str:
+        return self.path.name if self.path else f"{self.device.get('name', '?')}-{self.precision.value}"
+
+    @property
+    def space_fingerprint(self) -> str:
+        return self.space["fingerprint"]
+
+    @property
+    def has_energy(self) -> bool:
+        return self.energy_source is not None and all(e.energy_mj is not None for e in self.entries.values())
+
+    # ------------------------------------------------------------------ JSON
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "tool_version": self.tool_version,
+            "created": self.created,
+            "device": self.device,
+            "runtime": self.runtime,
+            "precision": self.precision.value,
+            "space": self.space,
+            "task": self.task,
+            "measurement": self.measurement,
+            "energy_source": self.energy_source,
+            "overhead": self.overhead,
+            "calibration": self.calibration,
+            "profiling_seconds": self.profiling_seconds,
+            "entries": {key: self.entries[key].to_dict() for key in sorted(self.entries)},
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write the table atomically (a crash never leaves half a table)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> LatencyTable:
+        """Load and check a table file; every problem is a :class:`TableError` naming the file."""
+        from edgenas.files import read_structured
+
+        path = Path(path)
+        data = read_structured(path, "latency table", TableError, (".json",))
+        return cls.from_dict(data, source=str(path), path=path)
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "latency table", path: Path | None = None) -> LatencyTable:
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise TableError(f"{source} is not an edgenas latency table (no \"format\": \"{FORMAT}\")")
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise TableError(
+                f"{source} has format version {version!r}; this edgenas reads version {FORMAT_VERSION}: "
+                "profile the device again with this version"
+            )
+        required = ("device", "runtime", "precision", "space", "task", "measurement", "entries", "overhead", "calibration")
+        missing = [k for k in required if k not in data]
+        if missing:
+            raise TableError(f"{source} lacks field(s) {', '.join(missing)}")
+        try:
+            precision = Precision(data["precision"])
+        except ValueError:
+            raise TableError(f"{source}: precision {data['precision']!r} is not fp32 or int8") from None
+        if not isinstance(data["space"], dict) or "fingerprint" not in data["space"]:
+            raise TableError(f"{source}: space lacks its fingerprint")
+        task = data["task"]
+        if not isinstance(task, dict) or not all(isinstance(task.get(k), int) for k in ("in_channels", "num_classes")):
+            raise TableError(f"{source}: task must give integer in_channels and num_classes")
+        entries = {}
+        if not isinstance(data["entries"], dict) or not data["entries"]:
+            raise TableError(f"{source} has no entries")
+        for key, raw in data["entries"].items():
+            try:
+                OpKey.parse(key)
+            except ArchitectureError:
+                raise TableError(f"{source}: entry {key!r} is not an op key") from None
+            try:
+                entry = Entry(
+                    float(raw["latency_ms"]), float(raw["spread_ms"]), int(raw["runs"]),
+                    None if raw.get("energy_mj") is None else float(raw["energy_mj"]),
+                )
+            except (KeyError, TypeError, ValueError):
+                raise TableError(f"{source}: entry {key} needs numeric latency_ms, spread_ms and runs") from None
+            if not (math.isfinite(entry.latency_ms) and entry.latency_ms > 0):
+                raise TableError(f"{source}: entry {key} has latency_ms {entry.latency_ms}, expected a positive number")
+            entries[key] = entry
+        overhead = data["overhead"]
+        calibration = data["calibration"]
+        if not isinstance(overhead, dict) or not isinstance(overhead.get("latency_ms"), (int, float)):
+            raise TableError(f"{source}: overhead.latency_ms must be a number")
+        scale = calibration.get("latency_scale") if isinstance(calibration, dict) else None
+        if not isinstance(scale, (int, float)) or not scale > 0:
+            raise TableError(f"{source}: calibration.latency_scale must be a positive number")
+        return cls(
+            device=data["device"],
+            runtime=data["runtime"],
+            precision=precision,
+            space=data["space"],
+            task={"in_channels": task["in_channels"], "num_classes": task["num_classes"]},
+            measurement=data["measurement"],
+            entries=entries,
+            overhead=overhead,
+            calibration=calibration,
+            energy_source=data.get("energy_source"),
+            tool_version=str(data.get("tool_version", "")),
+            created=str(data.get("created", "")),
+            profiling_seconds=data.get("profiling_seconds"),
+            path=path,
+        )
+
+    # --------------------------------------------------------------- checks
+    def search_space(self):
+        """The space the table was profiled for, rebuilt from its stored definition."""
+        from edgenas.errors import SpaceError
+        from edgenas.space import space_from_dict
+
+        definition = {k: v for k, v in self.space.items() if k != "fingerprint"}
+        try:
+            space = space_from_dict(definition, source=f"table {self.name}")
+        except SpaceError as exc:
+            raise TableError(str(exc)) from None
+        if space.fingerprint != self.space_fingerprint:
+            raise TableError(f"table {self.name}: its space definition does not match its fingerprint")
+        return space
+
+    def check_compatible(self, space_name: str, fingerprint: str, precision: Precision | str) -> None:
+        """Refuse use with another space or precision, saying which differs."""
+        precision = Precision(precision)
+        if self.space_fingerprint != fingerprint:
+            raise TableError(
+                f"table {self.name} was profiled for space '{self.space.get('name')}' "
+                f"(resolutions {self.space.get('resolutions')}, fingerprint {self.space_fingerprint}), "
+                f"not for space '{space_name}' (fingerprint {fingerprint}): profile the device for this space "
+                "with edgenas profile"
+            )
+        if self.precision is not precision:
+            raise TableError(
+                f"table {self.name} holds {self.precision.value} latencies, but {precision.value} was asked for: "
+                f"use a {precision.value} table (edgenas profile --precision {precision.value})"
+            )
+
+    def summary(self) -> str:
+        rt = self.runtime
+        backend = rt.get("execution_provider") or rt.get("delegate") or ""
+        return (
+            f"{self.name}: {self.device.get('name')} {rt.get('name')} {rt.get('version', '')} {backend} "
+            f"{rt.get('threads')}t {self.precision.value}, space {self.space.get('name')} "
+            f"{self.space.get('resolutions')} ({self.space_fingerprint}), {len(self.entries)} ops"
+        )
+
+
+def list_tables(folder: str | Path | None = None) -> list[Path]:
+    """Table files in ``folder`` (default: the shipped ``latency_tables/``)."""
+    folder = Path(folder) if folder is not None else shipped_dir("latency_tables")
+    return sorted(p for p in folder.glob("*.json"))
+
+
+def find_table(
+    device_name: str, fingerprint: str, precision: Precision | str, in_channels: int, num_classes: int,
+    folder: str | Path | None = None,
+) -> LatencyTable | None:
+    """A table (shipped by default) for this device, space, precision and task, if one exists."""
+    precision = Precision(precision)
+    for path in list_tables(folder):
+        try:
+            table = LatencyTable.load(path)
+        except TableError:
+            continue
+        if (
+            table.device.get("name") == device_name
+            and table.space_fingerprint == fingerprint
+            and table.precision is precision
+            and table.task == {"in_channels": in_channels, "num_classes": num_classes}
+        ):
+            return table
+    return None

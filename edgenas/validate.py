@@ -1,0 +1,100 @@
+"""Checking a table against reality: predicted vs directly measured whole networks.
+
+``validate_table`` samples random architectures of the table's space (held out:
+the calibration networks come from another seed stream), measures each whole
+network on the table's device twice, in two independent passes, and compares
+the prediction of :class:`~edgenas.predict.Predictor` with the measurement
+(the median over both passes).  The agreement between the two passes is the
+noise ceiling: no predictor can agree with a measurement better than two
+measurements agree with each other.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import kendalltau
+
+from edgenas.devices import Device, device_from_dict
+from edgenas.predict import Predictor
+from edgenas.profile import MeasurementSettings, ModelSpec, measure
+from edgenas.tables import LatencyTable
+
+__all__ = ["validate_table"]
+
+
+def _within(ratio: np.ndarray, tolerance: float = 0.10) -> float:
+    return float(np.mean(np.abs(ratio - 1) <= tolerance))
+
+
+def validate_table(
+    table: LatencyTable,
+    samples: int = 30,
+    seed: int = 1,
+    device: Device | None = None,
+    settings: MeasurementSettings | None = None,
+    quiet: bool = False,
+) -> dict:
+    """Fidelity figures of ``table`` on ``samples`` random architectures (see the module docstring)."""
+    space = table.search_space()
+    device = device or device_from_dict(table.device, f"table {table.name}: device")
+    task = table.task
+    predictor = Predictor(table, space, task["in_channels"], task["num_classes"])
+    rng = np.random.default_rng(seed)
+    archs = []
+    while len(archs) < samples:
+        arch = space.sample(rng)
+        if arch not in archs:
+            archs.append(arch)
+    from edgenas.opmodels import MODEL_SUFFIX
+
+    suffix = MODEL_SUFFIX[device.runtime]
+    specs = [ModelSpec(f"net:{a}", f"net{i:03d}{suffix}", arch=a) for i, a in enumerate(archs)]
+    base = settings or MeasurementSettings(
+        warmup_runs=int(table.measurement.get("warmup_runs", 5)),
+        rounds=int(table.measurement.get("rounds", 5)),
+        runs_per_round=table.measurement.get("runs_per_round"),
+    )
+    passes = []
+    with tempfile.TemporaryDirectory(prefix="edgenas-validate-") as tmp:
+        models = Path(tmp) / "pass0" / "models"
+        for p in range(2):
+            workdir = Path(tmp) / f"pass{p}"
+            if p == 1:  # the same model files, measured again in a new session
+                (workdir / "models").parent.mkdir(parents=True, exist_ok=True)
+                (workdir / "models").symlink_to(models, target_is_directory=True)
+            passes.append(
+                measure(device, space, specs, table.precision, task["in_channels"], task["num_classes"],
+                        replace(base, seed=base.seed + 100 * (p + 1)), workdir, quiet=quiet)
+            )
+    a = np.array([np.median(passes[0]["results"][s.id]["times_ms"]) for s in specs])
+    b = np.array([np.median(passes[1]["results"][s.id]["times_ms"]) for s in specs])
+    measured = np.array(
+        [np.median(passes[0]["results"][s.id]["times_ms"] + passes[1]["results"][s.id]["times_ms"]) for s in specs]
+    )
+    predicted = np.array([predictor.predict(arch).latency_ms for arch in archs])
+    ratio = predicted / measured
+    tau = kendalltau(predicted, measured).statistic
+    return {
+        "table": table.name,
+        "device": device.name,
+        "precision": table.precision.value,
+        "space": space.name,
+        "resolutions": list(space.resolutions),
+        "samples": samples,
+        "seed": seed,
+        "within_10pct": _within(ratio),
+        "mape_pct": float(np.mean(np.abs(ratio - 1)) * 100),
+        "kendall_tau": float(tau),
+        "bias_pct": float(np.median(ratio - 1) * 100),
+        "noise_within_10pct": _within(a / b),
+        "noise_mape_pct": float(np.mean(np.abs(a / b - 1)) * 100),
+        "measured_ms": {"min": float(measured.min()), "median": float(np.median(measured)), "max": float(measured.max())},
+        "architectures": [
+            {"arch": str(arch), "predicted_ms": float(p), "measured_ms": float(m)}
+            for arch, p, m in zip(archs, predicted, measured)
+        ],
+    }
