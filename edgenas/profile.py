@@ -42,7 +42,9 @@ from edgenas.space import SearchSpace
 from edgenas.tables import Entry, LatencyTable
 from edgenas.transports import Transport, make_transport
 
-__all__ = ["MeasurementSettings", "ModelSpec", "default_table_path", "measure", "profile_device"]
+__all__ = [
+    "MeasurementSettings", "ModelSpec", "default_table_path", "latency_statistic", "measure", "profile_device",
+]
 
 #: The trivial op whose timing is the runtime's fixed per-call overhead.
 OVERHEAD_OP = OpKey(OpType.HEAD, 1, 1, 8, 8)
@@ -134,9 +136,10 @@ def measure(
 ) -> dict:
     """Build, copy and time ``specs`` on ``device``; resumable through ``workdir``.
 
-    Returns ``{"runtime_version": ..., "energy_source": ..., "results": {id: {"times_ms": [...],
-    "energy_mj": [...]}}}`` with every round's measurements.
+    Returns ``{"runtime_version": ..., "energy_source": ..., "results": {id: {"rounds_ms": [[...], ...],
+    "energy_mj": [...]}}}``: every run's time, grouped by round, and energy per round.
     """
+    workdir = Path(workdir).resolve()  # job files name models by absolute path on local devices
     workdir.mkdir(parents=True, exist_ok=True)
     models_dir = workdir / "models"
     _write_models(device, space, specs, precision, in_channels, num_classes, models_dir, quiet)
@@ -150,13 +153,13 @@ def measure(
             _measure_adb(device, transport, specs, settings, runs, workdir, quiet)
         else:
             _measure_agent(device, transport, specs, settings, runs, workdir, quiet)
-    merged: dict = {"results": {s.id: {"times_ms": [], "energy_mj": []} for s in specs}}
+    merged: dict = {"results": {s.id: {"rounds_ms": [], "energy_mj": []} for s in specs}}
     for r in range(settings.rounds):
         data = json.loads((rounds_dir / f"round-{r:03d}.json").read_text())
         merged["runtime_version"] = data["runtime_version"]
         merged["energy_source"] = data.get("energy_source")
         for mid, res in data["results"].items():
-            merged["results"][mid]["times_ms"] += res["times_ms"]
+            merged["results"][mid]["rounds_ms"].append(res["times_ms"])
             merged["results"][mid]["energy_mj"] += res.get("energy_mj", [])
     return merged
 
@@ -294,10 +297,21 @@ def default_table_path(
     return Path(folder) / f"{device.name}_{space.name}-r{res}{widths}_{in_channels}ch-{num_classes}cls_{precision.value}.json"
 
 
-def _summary(times: Sequence[float]) -> tuple[float, float]:
-    arr = np.asarray(times, dtype=float)
-    q25, q50, q75 = np.percentile(arr, [25, 50, 75])
-    return float(q50), float(q75 - q25)
+def latency_statistic(rounds_ms: Sequence[Sequence[float]]) -> float:
+    """The latency of one model from its timed runs, grouped by round: the fastest round's median.
+
+    Runs within a round are consecutive, so they share the machine's state;
+    other work on a shared machine (or throttling) only ever slows runs down,
+    so the fastest round is the best estimate of the device's own speed.  The
+    same statistic serves op timings, calibration and validation.
+    """
+    return float(min(np.median(r) for r in rounds_ms))
+
+
+def spread_statistic(rounds_ms: Sequence[Sequence[float]]) -> float:
+    """Interquartile range of all runs (ms)."""
+    q25, q75 = np.percentile(np.concatenate([np.asarray(r, dtype=float) for r in rounds_ms]), [25, 75])
+    return float(q75 - q25)
 
 
 def calibration_architectures(space: SearchSpace, n: int, seed: int) -> list[Architecture]:
@@ -368,17 +382,19 @@ def profile_device(
     has_energy = measured.get("energy_source") is not None
     entries = {}
     for spec in specs[: len(keys)]:
-        median, spread = _summary(results[spec.id]["times_ms"])
+        rounds_ms = results[spec.id]["rounds_ms"]
         energy = float(np.median(results[spec.id]["energy_mj"])) if has_energy else None
-        entries[spec.id] = Entry(median, spread, len(results[spec.id]["times_ms"]), energy)
-    overhead_ms = _summary(results["overhead"]["times_ms"])[0]
+        entries[spec.id] = Entry(
+            latency_statistic(rounds_ms), spread_statistic(rounds_ms), sum(len(r) for r in rounds_ms), energy
+        )
+    overhead_ms = latency_statistic(results["overhead"]["rounds_ms"])
     overhead_mj = float(np.median(results["overhead"]["energy_mj"])) if has_energy else None
 
     networks, ratios, energy_ratios = [], [], []
     for arch in calib:
         ops = decompose(space, arch, in_channels, num_classes)
         raw = sum(entries[str(k)].latency_ms - overhead_ms for k in ops) + overhead_ms
-        measured_ms = _summary(results[f"net:{arch}"]["times_ms"])[0]
+        measured_ms = latency_statistic(results[f"net:{arch}"]["rounds_ms"])
         item = {"arch": str(arch), "measured_ms": measured_ms, "uncalibrated_ms": raw}
         ratios.append(measured_ms / raw)
         if has_energy:
@@ -403,7 +419,7 @@ def profile_device(
         measurement={
             "warmup_runs": settings.warmup_runs, "rounds": settings.rounds, "runs_per_round": settings.runs_for(space),
             "seed": settings.seed, "order": "every round runs all models, shuffled",
-            "statistic": "median of all timed runs; spread = interquartile range",
+            "statistic": "median of each round's runs, fastest round kept; spread = interquartile range of all runs",
             "timer": "perf_counter around one run (ONNX Runtime: run_with_iobinding)"
             if device.kind != "adb" else "benchmark_model per-round average",
         },

@@ -20,7 +20,7 @@ from scipy.stats import kendalltau
 
 from edgenas.devices import Device, device_from_dict
 from edgenas.predict import Predictor
-from edgenas.profile import MeasurementSettings, ModelSpec, measure
+from edgenas.profile import MeasurementSettings, ModelSpec, latency_statistic, measure
 from edgenas.tables import LatencyTable
 
 __all__ = ["validate_table"]
@@ -53,6 +53,8 @@ def validate_table(
 
     suffix = MODEL_SUFFIX[device.runtime]
     specs = [ModelSpec(f"net:{a}", f"net{i:03d}{suffix}", arch=a) for i, a in enumerate(archs)]
+    anchors = [(space.parse(n["arch"]), n["measured_ms"]) for n in table.calibration.get("networks", [])]
+    specs += [ModelSpec(f"anchor:{a}", f"anchor{i:03d}{suffix}", arch=a) for i, (a, _) in enumerate(anchors)]
     base = settings or MeasurementSettings(
         warmup_runs=int(table.measurement.get("warmup_runs", 5)),
         rounds=int(table.measurement.get("rounds", 5)),
@@ -70,14 +72,18 @@ def validate_table(
                 measure(device, space, specs, table.precision, task["in_channels"], task["num_classes"],
                         replace(base, seed=base.seed + 100 * (p + 1)), workdir, quiet=quiet)
             )
-    a = np.array([np.median(passes[0]["results"][s.id]["times_ms"]) for s in specs])
-    b = np.array([np.median(passes[1]["results"][s.id]["times_ms"]) for s in specs])
-    measured = np.array(
-        [np.median(passes[0]["results"][s.id]["times_ms"] + passes[1]["results"][s.id]["times_ms"]) for s in specs]
-    )
+    def both(mid: str) -> float:
+        return latency_statistic(passes[0]["results"][mid]["rounds_ms"] + passes[1]["results"][mid]["rounds_ms"])
+
+    nets = specs[: len(archs)]
+    a = np.array([latency_statistic(passes[0]["results"][s.id]["rounds_ms"]) for s in nets])
+    b = np.array([latency_statistic(passes[1]["results"][s.id]["rounds_ms"]) for s in nets])
+    measured = np.array([both(s.id) for s in nets])
     predicted = np.array([predictor.predict(arch).latency_ms for arch in archs])
     ratio = predicted / measured
     tau = kendalltau(predicted, measured).statistic
+    speed = float(np.median([both(f"anchor:{arch}") / then for arch, then in anchors])) if anchors else None
+    corrected = ratio * speed if speed is not None else None
     return {
         "table": table.name,
         "device": device.name,
@@ -92,6 +98,10 @@ def validate_table(
         "bias_pct": float(np.median(ratio - 1) * 100),
         "noise_within_10pct": _within(a / b),
         "noise_mape_pct": float(np.mean(np.abs(a / b - 1)) * 100),
+        "speed_ratio": speed,
+        "within_10pct_drift_corrected": _within(corrected) if corrected is not None else None,
+        "mape_pct_drift_corrected": float(np.mean(np.abs(corrected - 1)) * 100) if corrected is not None else None,
+        "bias_pct_drift_corrected": float(np.median(corrected - 1) * 100) if corrected is not None else None,
         "measured_ms": {"min": float(measured.min()), "median": float(np.median(measured)), "max": float(measured.max())},
         "architectures": [
             {"arch": str(arch), "predicted_ms": float(p), "measured_ms": float(m)}
