@@ -25,6 +25,9 @@ workflow (three steps, possibly on different machines):
               them on the device
 
 available now:
+  edgenas search                            the default run: bundled digits, small space, this machine
+  edgenas search --data npz:my.npz --objectives error,latency --max-latency-ms 2 --budget 100
+  edgenas front runs/RUN                    print a run's Pareto front
   edgenas devices list                      the shipped device descriptions
   edgenas profile --device local-ort --space small --resolution 8 --in-channels 1
                                             time every op there -> latency_tables/*.json
@@ -37,7 +40,7 @@ available now:
   edgenas arch export ARCH --out m.onnx     build it (untrained) and export it to ONNX, checked
                                             against torch in ONNX Runtime
 
-Search and export are being built; README.md tracks each step.
+Export and deploy are being built; README.md tracks each step.
 Add --debug before the command to see a traceback on errors.
 """
 
@@ -130,6 +133,46 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--calibration-networks", type=int, default=8, help="whole networks timed for calibration (default: 8)")
     profile.add_argument("--seed", type=int, default=0, help="seed of the shuffled order and calibration networks")
     profile.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    search = sub.add_parser(
+        "search",
+        help="search the Pareto front of accurate, fast, small networks for a device",
+        description=(
+            "Search for the architectures that balance accuracy against latency, energy, memory and size on "
+            "a device. With no arguments: the bundled digits data, the small space at 8x8, this machine with "
+            "ONNX Runtime (a shipped latency table, or one profiled on first use), NSGA-II, 48 trained networks. "
+            "Results go to a run folder: archive.sqlite, front.csv/json, hypervolume.csv, pareto.png."
+        ),
+    )
+    search.add_argument("--data", default="digits", help="digits (default), npz:FILE, imagefolder:DIR or cifar10:DIR")
+    search.add_argument("--space", default="small", help="preset or .yaml/.toml file (default: small)")
+    search.add_argument("--resolution", type=int, help="input resolution (default: the data's image size)")
+    search.add_argument("--device", default="local-ort", help="device name or .yaml file (default: local-ort)")
+    search.add_argument("--precision", choices=["int8", "fp32"], default="int8", help="deployed precision (default: int8)")
+    search.add_argument("--table", help="latency table to use (default: a shipped or local match, else profile)")
+    search.add_argument("--objectives", default="error,latency,memory,size",
+                        help="comma-separated subset of error,latency,energy,memory,size (default: error,latency,memory,size)")
+    search.add_argument("--max-latency-ms", type=float, help="hard limit on predicted latency")
+    search.add_argument("--max-energy-mj", type=float, help="hard limit on predicted energy per inference")
+    search.add_argument("--max-memory-kb", type=float, help="hard limit on peak inference memory")
+    search.add_argument("--max-size-kb", type=float, help="hard limit on model size")
+    search.add_argument("--strategy", default="nsga2", help="nsga2 (default) or random")
+    search.add_argument("--population", type=int, default=12, help="candidates per generation (default: 12)")
+    search.add_argument("--budget", type=int, default=48, help="trained networks (default: 48)")
+    search.add_argument("--time-budget", type=float, metavar="MIN", help="stop after this many minutes")
+    search.add_argument("--epochs", type=int, default=8, help="training epochs per candidate (default: 8)")
+    search.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd")
+    search.add_argument("--lr", type=float, default=0.05, help="learning rate (default: 0.05)")
+    search.add_argument("--label-smoothing", type=float, default=0.0)
+    search.add_argument("--workers", type=int, default=2, help="training processes (default: 2)")
+    search.add_argument("--seed", type=int, default=0)
+    search.add_argument("--run-dir", help="run folder (default: runs/<time>-<data>-<strategy>-s<seed>)")
+    search.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    search.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    front = sub.add_parser("front", help="print the Pareto front of a search run")
+    front.add_argument("run", help="run folder")
+    front.add_argument("--json", action="store_true", help="print JSON")
 
     tables = sub.add_parser("tables", help="list, show and validate latency tables", description="Latency tables.")
     tables_sub = tables.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -326,6 +369,65 @@ def cmd_tables(args: argparse.Namespace) -> int:
     print(f"MAPE         {report['mape_pct']:.2f}%   (noise: {report['noise_mape_pct']:.2f}%)")
     print(f"Kendall tau  {report['kendall_tau']:.3f}")
     print(f"bias         {report['bias_pct']:+.2f}% (median of predicted/measured - 1)")
+    if report["speed_ratio"] is not None:
+        print(f"drift        the device ran at {1 / report['speed_ratio']:.2f}x its speed at profiling time "
+              f"(timed again on the table's calibration networks)")
+        print(f"corrected    within +-10% {report['within_10pct_drift_corrected'] * 100:.1f}%, "
+              f"MAPE {report['mape_pct_drift_corrected']:.2f}%, bias {report['bias_pct_drift_corrected']:+.2f}% "
+              "with predictions scaled by that drift")
+    return 0
+
+
+def _front_table(front, objectives) -> list[str]:
+    header = f"{'#':>3}  {'accuracy':>8}  " + "  ".join(f"{o.column:>11}" for o in objectives if o.value != "error")
+    lines = [header + "  architecture"]
+    for n, ev in enumerate(front, 1):
+        acc = f"{100 * ev.accuracy:7.2f}%" if ev.accuracy is not None else "      -"
+        values = "  ".join(f"{ev.objectives[o.value]:11.4g}" for o in objectives if o.value != "error")
+        lines.append(f"{n:3d}  {acc:>8}  {values}  {ev.arch}")
+    return lines
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from edgenas.search import SearchConfig, run_search
+
+    if args.resume and not args.run_dir:
+        raise EdgenasError("--resume needs --run-dir: the run folder to continue")
+    config = SearchConfig(
+        data=args.data, space=args.space, resolution=args.resolution, device=args.device, precision=args.precision,
+        table=args.table, objectives=args.objectives, max_latency_ms=args.max_latency_ms,
+        max_energy_mj=args.max_energy_mj, max_memory_kb=args.max_memory_kb, max_size_kb=args.max_size_kb,
+        strategy=args.strategy, population=args.population, budget=args.budget, time_budget_min=args.time_budget,
+        epochs=args.epochs, optimizer=args.optimizer, lr=args.lr, label_smoothing=args.label_smoothing,
+        workers=args.workers, seed=args.seed, run_dir=args.run_dir,
+    )
+    result = run_search(config, resume=args.resume, progress=not args.quiet, log=_progress_log)
+    from edgenas.objectives import parse_objectives
+
+    objectives = parse_objectives(config.objectives)
+    print(f"run {result.run_dir}: {result.trained} networks trained, {result.evaluations} evaluated, "
+          f"{result.seconds / 60:.1f} min; front of {len(result.front)}, hypervolume {result.hypervolume:.4g}")
+    for note in result.notes:
+        print(f"note: {note}")
+    for line in _front_table(result.front, objectives):
+        print(line)
+    print(f"files: {result.run_dir}/front.csv, front.json, pareto.png, hypervolume.csv, archive.sqlite")
+    return 0
+
+
+def cmd_front(args: argparse.Namespace) -> int:
+    from edgenas.search import load_run, pareto_front
+
+    resolved, evaluations, objectives = load_run(args.run)
+    front = pareto_front(evaluations, objectives)
+    if args.json:
+        print(json.dumps({"objectives": [o.value for o in objectives], "front": [
+            {"arch": e.arch, "accuracy": e.accuracy, **e.objectives, "weights": e.weights} for e in front]}))
+        return 0
+    trained = sum(1 for e in evaluations if e.trained)
+    print(f"run {args.run}: front of {len(front)} among {trained} trained networks ({len(evaluations)} evaluated)")
+    for line in _front_table(front, objectives):
+        print(line)
     return 0
 
 
@@ -337,6 +439,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     handlers = {
         "spaces": cmd_spaces, "arch": cmd_arch, "devices": cmd_devices, "profile": cmd_profile, "tables": cmd_tables,
+        "search": cmd_search, "front": cmd_front,
     }
     try:
         return handlers[args.command](args)

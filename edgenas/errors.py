@@ -15,6 +15,8 @@ exceptions.
      │                         or fails while profiling
      ├── TableError            a latency table is invalid, or does not match the space,
      │                         precision or task it is used for
+     ├── DataError             a dataset cannot be read or is malformed
+     ├── SearchError           a search run cannot start or resume (run folder, settings)
      ├── MissingExtraError     an optional dependency group is not installed
      └── ExportCheckError      a built model does not round-trip through ONNX Runtime
 
@@ -43,6 +45,14 @@ class DeviceError(EdgenasError):
 
 class TableError(EdgenasError):
     """A latency table is invalid or does not fit the space, precision or task it is used with."""
+
+
+class DataError(EdgenasError):
+    """A dataset cannot be read, or its images or labels are malformed."""
+
+
+class SearchError(EdgenasError):
+    """A search cannot start or resume: run folder, settings or constraints."""
 
 
 class MissingExtraError(EdgenasError, ImportError):

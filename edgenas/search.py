@@ -1,0 +1,475 @@
+"""The search loop: strategies ask, candidates are trained (or rejected early), the front grows.
+
+``run_search(config)`` resolves the data, the space (at the data's
+resolution unless told otherwise), the device and its latency table (a shipped
+one that matches, else one profiled on this machine on first use), sets up the
+strategy, and loops:
+
+1. the strategy asks for a batch of candidates;
+2. each is looked up in the run's archive (finished work is never redone),
+   checked against the hard limits from its cheap objectives (a violating
+   candidate is recorded as infeasible and costs no training), or trained;
+3. the evaluations are told back to the strategy in ask order; the front,
+   its hypervolume and the output files are updated.
+
+A run lives in one folder: ``config.json``, ``archive.sqlite``, ``weights/``,
+``front.csv``, ``front.json``, ``hypervolume.csv`` and ``pareto.png``.
+``resume=True`` continues a killed run: strategies are deterministic given
+their evaluations, so replaying them against the archive brings them back to
+where they stopped without training anything twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import multiprocessing
+import os
+import sys
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgenas.archive import Archive, Evaluation
+from edgenas.cost import Precision
+from edgenas.errors import SearchError
+from edgenas.objectives import HARDWARE, Constraints, HardwareModel, Objective, parse_objectives
+from edgenas.strategies import SearchProblem, get_strategy
+from edgenas.strategies.base import WORST_ERROR_PCT
+from edgenas.train import TrainConfig
+
+__all__ = ["SearchConfig", "SearchResult", "pareto_front", "run_search", "write_outputs"]
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything that defines a run (saved as ``config.json`` in the run folder)."""
+
+    data: str = "digits"
+    space: str = "small"
+    resolution: int | None = None  # default: the data's image size
+    device: str = "local-ort"
+    precision: str = "int8"
+    table: str | None = None  # explicit table path; default: find or profile one
+    objectives: str = "error,latency,memory,size"
+    max_latency_ms: float | None = None
+    max_energy_mj: float | None = None
+    max_memory_kb: float | None = None
+    max_size_kb: float | None = None
+    strategy: str = "nsga2"
+    population: int = 12
+    budget: int = 48
+    time_budget_min: float | None = None
+    epochs: int = 8
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    label_smoothing: float = 0.0
+    val_fraction: float = 0.2
+    workers: int = 2
+    seed: int = 0
+    run_dir: str | None = None
+
+    # What must match for a run to be resumed (budget, time budget and workers may change).
+    IDENTITY = (
+        "data", "space", "resolution", "device", "precision", "objectives", "max_latency_ms", "max_energy_mj",
+        "max_memory_kb", "max_size_kb", "strategy", "population", "epochs", "optimizer", "lr", "label_smoothing",
+        "val_fraction", "seed",
+    )
+
+    def constraints(self) -> Constraints:
+        return Constraints(self.max_latency_ms, self.max_energy_mj, self.max_memory_kb, self.max_size_kb)
+
+    def train_config(self, threads: int) -> TrainConfig:
+        return TrainConfig(epochs=self.epochs, optimizer=self.optimizer, lr=self.lr,
+                           label_smoothing=self.label_smoothing, threads=threads)
+
+
+@dataclass
+class SearchResult:
+    run_dir: Path
+    front: list[Evaluation]
+    hypervolume: float
+    evaluations: int
+    trained: int
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------ workers
+_WORKER: dict = {}
+
+
+def _init_worker(space_dict: dict, data: tuple, train_config: TrainConfig, in_channels: int, num_classes: int,
+                 weights_dir: str) -> None:
+    import torch
+
+    from edgenas.space import space_from_dict
+
+    torch.set_num_threads(train_config.threads)
+    _WORKER.update(space=space_from_dict(space_dict), train=data[0], val=data[1], config=train_config,
+                   in_channels=in_channels, num_classes=num_classes, weights_dir=Path(weights_dir))
+
+
+def _train_task(arch_text: str, seed: int, parent_weights: str | None) -> dict:
+    """Train one candidate in a worker; weights go to the run's weights folder."""
+    import torch
+
+    from edgenas.model import build_model
+    from edgenas.train import load_weights, save_weights, train_candidate
+
+    w = _WORKER
+    arch = w["space"].parse(arch_text)
+    torch.manual_seed(seed)
+    model = build_model(w["space"], arch, w["num_classes"], w["in_channels"])
+    init = load_weights(parent_weights) if parent_weights else None
+    result = train_candidate(model, w["train"], w["val"], w["config"], seed, init_state=init)
+    weights = None
+    if result.status == "ok" and result.state is not None:
+        name = f"{zlib.crc32(arch_text.encode()):08x}-{seed}.safetensors"
+        weights = str(save_weights(result.state, w["weights_dir"] / name))
+    return {"status": result.status, "accuracy": result.accuracy, "train_seconds": result.train_seconds,
+            "epochs": result.epochs, "reason": result.reason, "weights": weights}
+
+
+def _training_seed(arch_text: str, run_seed: int) -> int:
+    return (zlib.crc32(arch_text.encode()) + 7919 * run_seed) % (2**31)
+
+
+# -------------------------------------------------------------------- front
+def pareto_front(evaluations: Sequence[Evaluation], objectives: Sequence[Objective]) -> list[Evaluation]:
+    """Non-dominated feasible, successfully trained evaluations (pymoo's non-dominated sorting)."""
+    from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+    pool = [e for e in evaluations if e.status == "ok" and all(v <= 0 for v in e.violations)]
+    if not pool:
+        return []
+    F = np.array([[e.objectives[o.value] for o in objectives] for e in pool])
+    front = NonDominatedSorting().do(F, only_non_dominated_front=True)
+    return sorted((pool[i] for i in front), key=lambda e: e.objectives[objectives[0].value])
+
+
+def hypervolume(front: Sequence[Evaluation], objectives: Sequence[Objective], reference: Sequence[float]) -> float:
+    """pymoo's hypervolume of the front against the run's fixed reference point."""
+    from pymoo.indicators.hv import HV
+
+    if not front:
+        return 0.0
+    F = np.array([[e.objectives[o.value] for o in objectives] for e in front])
+    F = F[np.all(F < np.asarray(reference), axis=1)]
+    return float(HV(ref_point=np.asarray(reference, dtype=float))(F)) if len(F) else 0.0
+
+
+# ----------------------------------------------------------------- outputs
+def write_outputs(run_dir: Path, archive: Archive, objectives: Sequence[Objective], plot: bool = True) -> list[Evaluation]:
+    """front.csv, front.json, hypervolume.csv and (optionally) pareto.png from the archive."""
+    evaluations = archive.all()
+    front = pareto_front(evaluations, objectives)
+    columns = ["arch", "accuracy_pct", *[o.column for o in Objective], "train_seconds", "epochs", "weights"]
+    rows = []
+    for ev in front:
+        row = {"arch": ev.arch, "accuracy_pct": None if ev.accuracy is None else round(100 * ev.accuracy, 3)}
+        for o in Objective:
+            value = ev.objectives.get(o.value)
+            row[o.column] = None if value is None else round(float(value), 6)
+        row.update(train_seconds=round(ev.train_seconds, 2), epochs=ev.epochs, weights=ev.weights)
+        rows.append(row)
+    tmp = run_dir / "front.csv.tmp"
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(run_dir / "front.csv")
+    (run_dir / "front.json.tmp").write_text(json.dumps({"objectives": [o.value for o in objectives], "front": rows}, indent=1))
+    (run_dir / "front.json.tmp").replace(run_dir / "front.json")
+    history = archive.hypervolume_history()
+    with (run_dir / "hypervolume.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["step", "evaluations", "trained", "train_seconds", "epochs",
+                                               "hypervolume", "front_size"])
+        writer.writeheader()
+        writer.writerows(history)
+    if plot:
+        plot_front(run_dir / "pareto.png", evaluations, front, objectives)
+    return front
+
+
+def plot_front(path: Path, evaluations: Sequence[Evaluation], front: Sequence[Evaluation],
+               objectives: Sequence[Objective]) -> None:
+    """Pairwise scatter of the objectives: every trained evaluation in grey, the front in red."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [e for e in evaluations if e.status == "ok"]
+    pairs = [(i, j) for i in range(len(objectives)) for j in range(i + 1, len(objectives))]
+    cols = min(3, len(pairs))
+    rows = -(-len(pairs) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False)
+    for ax in axes.flat[len(pairs):]:
+        ax.axis("off")
+    for ax, (i, j) in zip(axes.flat, pairs):
+        oi, oj = objectives[i], objectives[j]
+        ax.scatter([e.objectives[oj.value] for e in ok], [e.objectives[oi.value] for e in ok], s=10, c="0.7",
+                   label="evaluated")
+        ax.scatter([e.objectives[oj.value] for e in front], [e.objectives[oi.value] for e in front], s=22, c="tab:red",
+                   label="Pareto front")
+        ax.set_xlabel(f"{oj.value} ({oj.unit})")
+        ax.set_ylabel(f"{oi.value} ({oi.unit})")
+        ax.grid(alpha=0.3)
+    axes.flat[0].legend(fontsize=8)
+    fig.suptitle(f"{len(front)} front members of {len(ok)} trained networks")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------- run
+def _log_default(message: str) -> None:
+    print(f"edgenas: {message}", file=sys.stderr)
+
+
+def resolve_table(device, space, precision: Precision, in_channels: int, num_classes: int, table_path: str | None,
+                  log: Callable[[str], None]):
+    """The latency table for this search: given, shipped, local, or profiled now (local devices)."""
+    from edgenas.profile import default_table_path, profile_device
+    from edgenas.tables import LatencyTable, find_table
+
+    if table_path:
+        return LatencyTable.load(table_path)
+    for folder in (None, Path("latency_tables")):
+        if folder is not None and not folder.is_dir():
+            continue
+        table = find_table(device.name, space.fingerprint, precision, in_channels, num_classes, folder=folder)
+        if table is not None:
+            log(f"using latency table {table.path}")
+            return table
+    if device.kind != "local":
+        raise SearchError(
+            f"no {precision.value} latency table of device '{device.name}' for this space and task; make one with: "
+            f"edgenas profile --device {device.name} --space {space.name} --resolution "
+            f"{' '.join(map(str, space.resolutions))} --in-channels {in_channels} --num-classes {num_classes} "
+            f"--precision {precision.value}"
+        )
+    out = default_table_path(device, space, precision, in_channels, num_classes)
+    log(f"no {precision.value} latency table of '{device.name}' for this space and task: profiling this machine "
+        f"now (under a minute for small inputs), into {out}")
+    return profile_device(device, space, precision, in_channels, num_classes, out, log=log)
+
+
+def _reference_point(hardware: HardwareModel, objectives: Sequence[Objective], seed: int) -> list[float]:
+    """A fixed reference point: error 100 %, hardware objectives 1.1 x their maximum over 20,000 random networks."""
+    space = hardware.space
+    xl, xu = space.bounds
+    X = np.random.default_rng(seed).integers(xl, xu + 1, size=(20_000, space.n_var))
+    values = hardware.evaluate(X)
+    ref = []
+    for o in objectives:
+        ref.append(WORST_ERROR_PCT if o is Objective.ERROR else float(1.1 * values[o].max()))
+    return ref
+
+
+def run_search(
+    config: SearchConfig,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = _log_default,
+) -> SearchResult:
+    """Run (or resume) a search; see the module docstring."""
+    from edgenas.data import load_data
+    from edgenas.devices import get_device
+    from edgenas.predict import Predictor
+    from edgenas.space import get_space
+
+    if config.budget < 1 or config.population < 2 or config.workers < 1 or config.epochs < 1:
+        raise SearchError("--budget and --epochs must be at least 1, --population at least 2, --workers at least 1")
+    if config.time_budget_min is not None and not config.time_budget_min > 0:
+        raise SearchError("--time-budget must be a positive number of minutes")
+    if not 0 < config.val_fraction < 1:
+        raise SearchError("--val-fraction must be between 0 and 1")
+    objectives = parse_objectives(config.objectives)
+    if Objective.ERROR not in objectives:
+        raise SearchError("the objectives must include error (accuracy is what training measures)")
+    constraints = config.constraints()
+    precision = Precision(config.precision)
+
+    # Run folder: new, or an existing one to resume.
+    run_dir = Path(config.run_dir) if config.run_dir else Path("runs") / (
+        _dt.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{config.data.split(':')[0]}-{config.strategy}-s{config.seed}"
+    )
+    archive_path = run_dir / "archive.sqlite"
+    if resume:
+        if not archive_path.is_file():
+            raise SearchError(f"nothing to resume in {run_dir}: it has no archive.sqlite")
+        with Archive(archive_path) as previous:
+            saved = previous.get_meta("config")
+        different = [k for k in SearchConfig.IDENTITY if saved.get(k) != getattr(config, k)]
+        if different:
+            raise SearchError(
+                f"{run_dir} was started with other settings ({', '.join(f'{k}={saved.get(k)!r}' for k in different)}); "
+                "resume with the same settings (only --budget, --time-budget and --workers may change)"
+            )
+    elif archive_path.exists():
+        raise SearchError(f"{run_dir} already holds a run: add --resume to continue it, or choose another --run-dir")
+
+    data = load_data(config.data)
+    space = get_space(config.space)
+    resolution = config.resolution or data.resolution
+    space = space.with_choices(resolutions=[resolution]) if config.resolution or resolution not in space.resolutions else space
+    data = data.resized(max(space.resolutions))
+    split = data.split(config.val_fraction, config.seed)
+    device = get_device(config.device)
+    table = resolve_table(device, space, precision, data.in_channels, data.num_classes, config.table, log)
+    predictor = Predictor(table, space, data.in_channels, data.num_classes, precision=precision)
+    hardware = HardwareModel(space, data.in_channels, data.num_classes, precision, predictor, constraints)
+    missing = [o.value for o in objectives if o in HARDWARE and o not in hardware.available]
+    if missing:
+        raise SearchError(
+            f"objective(s) {', '.join(missing)} are not available: table {table.name} has no energy measurements "
+            "(its device has no energy source)"
+        )
+    reference = _reference_point(hardware, objectives, config.seed)
+    problem = SearchProblem(space, objectives, hardware, batch_size=config.population)
+    strategy = get_strategy(config.strategy, config.population)
+    strategy.setup(problem, config.seed)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    archive = Archive(archive_path)
+    resolved = {
+        "config": asdict(config), "space": {**space.to_dict(), "fingerprint": space.fingerprint},
+        "table": str(table.path), "device": device.to_dict(), "data": {
+            "name": data.name, "images": int(len(data.y)), "classes": list(data.classes), "in_channels": data.in_channels,
+            "resolution": max(space.resolutions), "train": int(len(split.train)), "val": int(len(split.val)),
+            "mean": split.mean.tolist(), "std": split.std.tolist()},
+        "objectives": [o.value for o in objectives], "reference_point": reference,
+        "edgenas": __import__("edgenas").__version__,
+    }
+    if not resume:
+        archive.set_meta("config", asdict(config))
+        archive.set_meta("elapsed_seconds", 0.0)
+    (run_dir / "config.json").write_text(json.dumps(resolved, indent=1) + "\n")
+
+    cores = os.cpu_count() or 1
+    workers = min(config.workers, cores)
+    threads = max(1, cores // workers)
+    train_config = config.train_config(threads)
+    init_args = (space.to_dict(), (split.normalised("train"), split.normalised("val")), train_config,
+                 data.in_channels, data.num_classes, str(run_dir / "weights"))
+    # Workers are spawned, not forked: forking a process that runs torch (or JAX) threads can deadlock.
+    pool = (
+        ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
+                            initargs=init_args)
+        if workers > 1 else None
+    )
+    if pool is None:
+        _init_worker(*init_args)
+
+    started = time.monotonic()
+    elapsed_before = float(archive.get_meta("elapsed_seconds", 0.0))
+    totals = archive.totals()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.budget, initial=min(totals["trained"], config.budget), desc="search", unit="net",
+                   file=sys.stderr, dynamic_ncols=True, disable=None)
+    notes: list[str] = []
+    hv = 0.0
+    front: list[Evaluation] = []
+    try:
+        while True:
+            trained = archive.totals()["trained"]
+            elapsed = elapsed_before + time.monotonic() - started
+            if trained >= config.budget:
+                break
+            if config.time_budget_min is not None and elapsed >= 60 * config.time_budget_min:
+                notes.append(f"stopped by the time budget of {config.time_budget_min:g} min")
+                break
+            candidates = strategy.ask()
+            X = np.stack([space.encode(c.arch) for c in candidates])
+            cheap = hardware.evaluate(X)
+            G = hardware.violations(cheap)
+            evaluations: list[Evaluation | None] = [None] * len(candidates)
+            jobs = []
+            for i, cand in enumerate(candidates):
+                text = str(cand.arch)
+                cached = archive.get(text)
+                hw = {o.value: float(cheap[o][i]) for o in hardware.available}
+                if cached is not None:
+                    evaluations[i] = cached
+                elif G.shape[1] and np.any(G[i] > 0):
+                    broken = [f"{name.replace('_', '-')} {limit:g}" for (name, limit), g in zip(constraints.items(), G[i]) if g > 0]
+                    evaluations[i] = archive.add(Evaluation(
+                        text, "infeasible", {**hw, "error": WORST_ERROR_PCT}, violations=tuple(float(g) for g in G[i]),
+                        reason=f"exceeds --{', --'.join(broken)}", strategy=strategy.name, parent=cand.parent))
+                else:
+                    jobs.append((i, text, hw, cand))
+            remaining = config.budget - trained
+            if len(jobs) > remaining:
+                jobs = jobs[:remaining]  # the budget ends inside this batch: train what it allows, then stop
+            submitted = []
+            for i, text, hw, cand in jobs:
+                seed = _training_seed(text, config.seed)
+                parent = archive.get(cand.parent) if cand.parent else None
+                args = (text, seed, parent.weights if parent is not None else None)
+                submitted.append(((i, text, hw, cand, seed), pool.submit(_train_task, *args) if pool else args))
+            if pool is not None:
+                meta_of = {future: meta for meta, future in submitted}
+                completed = ((meta_of[f], f.result()) for f in as_completed(meta_of))
+            else:
+                completed = ((meta, _train_task(*args)) for meta, args in submitted)
+            for (i, text, hw, cand, seed), r in completed:  # recorded as each finishes: a kill loses nothing done
+                error = WORST_ERROR_PCT if r["accuracy"] is None else 100.0 * (1.0 - r["accuracy"])
+                evaluations[i] = archive.add(Evaluation(
+                    text, r["status"], {**hw, "error": error}, accuracy=r["accuracy"],
+                    violations=tuple(float(g) for g in G[i]), train_seconds=r["train_seconds"], epochs=r["epochs"],
+                    seed=seed, weights=r["weights"], reason=r["reason"], strategy=strategy.name, parent=cand.parent))
+                if bar is not None:
+                    bar.update(1)
+            if any(e is None for e in evaluations):
+                break  # budget reached mid-batch: the strategy is not told a partial batch
+            strategy.tell(candidates, evaluations)
+            front = pareto_front(archive.all(), objectives)
+            hv = hypervolume(front, objectives, reference)
+            archive.add_hypervolume(hv, len(front))
+            archive.set_meta("elapsed_seconds", elapsed_before + time.monotonic() - started)
+            write_outputs(run_dir, archive, objectives, plot=False)
+            if bar is not None:
+                best = min((e.objectives["error"] for e in front), default=float("nan"))
+                bar.set_postfix_str(f"best error {best:.2f}%, front {len(front)}, HV {hv:.4g}")
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+        if bar is not None:
+            bar.close()
+        archive.set_meta("elapsed_seconds", elapsed_before + time.monotonic() - started)
+        front = write_outputs(run_dir, archive, objectives, plot=True)
+        totals = archive.totals()
+        history = archive.hypervolume_history()
+        hv = history[-1]["hypervolume"] if history else 0.0
+        seconds = float(archive.get_meta("elapsed_seconds", 0.0))
+        failed = sum(1 for e in archive.all() if e.status == "failed")
+        archive.close()
+    if failed:
+        notes.append(f"{failed} candidate(s) failed to train; see their reason in the archive")
+    return SearchResult(run_dir, front, hv, totals["evaluations"], totals["trained"], seconds, notes)
+
+
+def load_run(run_dir: str | Path) -> tuple[dict, list[Evaluation], list[Objective]]:
+    """The resolved config, evaluations and objectives of a run folder."""
+    run_dir = Path(run_dir)
+    path = run_dir / "archive.sqlite"
+    if not path.is_file():
+        raise SearchError(f"{run_dir} is not a search run (no archive.sqlite)")
+    with Archive(path) as archive:
+        config = archive.get_meta("config")
+        evaluations = archive.all()
+    resolved = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").is_file() else {}
+    return resolved or {"config": config}, evaluations, list(parse_objectives(config["objectives"]))
+

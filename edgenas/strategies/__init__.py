@@ -1,0 +1,52 @@
+"""Search strategies behind one ask/tell contract (see :mod:`edgenas.strategies.base`).
+
+``list_strategies()`` names them; ``get_strategy(name)`` makes one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from edgenas.errors import SearchError
+from edgenas.strategies.base import Candidate, SearchProblem, Strategy
+
+__all__ = ["Candidate", "SearchProblem", "Strategy", "StrategyInfo", "get_strategy", "list_strategies"]
+
+
+@dataclass(frozen=True)
+class StrategyInfo:
+    name: str
+    description: str
+    factory: Callable[..., Strategy]
+
+
+def _nsga2(population: int | None = None) -> Strategy:
+    from edgenas.strategies.nsga2 import NSGA2Strategy
+
+    return NSGA2Strategy(population)
+
+
+def _random(population: int | None = None) -> Strategy:
+    from edgenas.strategies.random_search import RandomSearch
+
+    return RandomSearch()
+
+
+_REGISTRY = {
+    info.name: info
+    for info in (
+        StrategyInfo("nsga2", "NSGA-II (pymoo) on the integer-encoded genome: the baseline", _nsga2),
+        StrategyInfo("random", "uniformly random feasible architectures: the floor every strategy must beat", _random),
+    )
+}
+
+
+def list_strategies() -> list[StrategyInfo]:
+    return list(_REGISTRY.values())
+
+
+def get_strategy(name: str, population: int | None = None) -> Strategy:
+    if name not in _REGISTRY:
+        raise SearchError(f"unknown strategy '{name}'; choose from {', '.join(_REGISTRY)}")
+    return _REGISTRY[name].factory(population)

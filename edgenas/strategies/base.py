@@ -1,0 +1,91 @@
+"""The contract every search strategy keeps: ask for candidates, be told their evaluations.
+
+A strategy is set up once with the :class:`SearchProblem` (space, objectives,
+the hardware model for cheap objectives and constraints) and a seed.  Then the
+search loop calls :meth:`Strategy.ask` for a batch of candidates, evaluates
+them (training only what is new and feasible), and calls :meth:`Strategy.tell`
+with the evaluations in the same order.  Strategies draw all randomness from
+``np.random.default_rng(seed)`` made in :meth:`setup`, and given the same
+evaluations they ask the same candidates: that is what lets a killed run
+resume by replaying from its archive without training anything twice.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgenas.archive import Evaluation
+from edgenas.genome import Architecture
+from edgenas.objectives import HardwareModel, Objective
+from edgenas.space import SearchSpace
+
+__all__ = ["Candidate", "SearchProblem", "Strategy", "objective_matrix"]
+
+#: The error assigned to candidates that could not be trained or are infeasible (worst possible).
+WORST_ERROR_PCT = 100.0
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An architecture to evaluate; ``parent`` (an architecture string) allows weight inheritance."""
+
+    arch: Architecture
+    parent: str | None = None
+
+
+@dataclass(frozen=True)
+class SearchProblem:
+    space: SearchSpace
+    objectives: tuple[Objective, ...]
+    hardware: HardwareModel
+    batch_size: int = 8
+
+    @property
+    def n_constraints(self) -> int:
+        return len(self.hardware.constraints.items())
+
+
+def objective_matrix(problem: SearchProblem, evaluations: Sequence[Evaluation]) -> tuple[np.ndarray, np.ndarray]:
+    """(F, G): objectives (N x M, natural units, minimised) and constraint violations (N x K)."""
+    F = np.array([[ev.objectives[o.value] for o in problem.objectives] for ev in evaluations], dtype=float)
+    G = np.array([list(ev.violations) for ev in evaluations], dtype=float).reshape(len(evaluations), problem.n_constraints)
+    return F, G
+
+
+class Strategy(ABC):
+    """Base class; see the module docstring.  Subclasses implement ``_setup``, ``_ask`` and ``_tell``."""
+
+    name: str = ""
+
+    def setup(self, problem: SearchProblem, seed: int) -> None:
+        self.problem = problem
+        self.rng = np.random.default_rng(seed)
+        self.asked = 0
+        self._setup(problem, seed)
+
+    def ask(self) -> list[Candidate]:
+        """The next batch of candidates (never empty)."""
+        candidates = self._ask()
+        if not candidates:
+            raise RuntimeError(f"strategy {self.name} asked for no candidates")
+        self.asked += len(candidates)
+        return candidates
+
+    def tell(self, candidates: Sequence[Candidate], evaluations: Sequence[Evaluation]) -> None:
+        """Evaluations of the candidates of the last :meth:`ask`, in the same order."""
+        if len(candidates) != len(evaluations):
+            raise ValueError("tell needs one evaluation per candidate")
+        self._tell(list(candidates), list(evaluations))
+
+    def _setup(self, problem: SearchProblem, seed: int) -> None:  # noqa: B027 - optional hook
+        pass
+
+    @abstractmethod
+    def _ask(self) -> list[Candidate]: ...
+
+    @abstractmethod
+    def _tell(self, candidates: list[Candidate], evaluations: list[Evaluation]) -> None: ...

@@ -1,0 +1,24 @@
+import sqlite3
+
+from edgenas.archive import Archive, Evaluation
+
+
+def test_archive_round_trip_and_totals(tmp_path):
+    path = tmp_path / "archive.sqlite"
+    with Archive(path) as archive:
+        archive.set_meta("config", {"budget": 3})
+        a = archive.add(Evaluation("r8-w1-[k3e3]", "ok", {"error": 5.0, "size_kb": 10.0}, accuracy=0.95,
+                                   train_seconds=2.5, epochs=4, seed=11, weights="w.safetensors"))
+        archive.add(Evaluation("r8-w1-[k5e3]", "failed", {"error": 100.0}, train_seconds=1.0, epochs=1, reason="boom"))
+        archive.add(Evaluation("r8-w1-[k7e3]", "infeasible", {"error": 100.0}, violations=(0.5,), reason="too big"))
+        archive.add_hypervolume(12.5, 1)
+    with Archive(path) as archive:  # reopened: everything was committed
+        assert archive.get_meta("config") == {"budget": 3}
+        assert archive.get("r8-w1-[k3e3]") == a and archive.get("nope") is None
+        assert [e.status for e in archive.all()] == ["ok", "failed", "infeasible"]
+        assert archive.get("r8-w1-[k7e3]").violations == (0.5,)
+        assert archive.totals() == {"evaluations": 3, "trained": 2, "train_seconds": 3.5, "epochs": 5}
+        (hv,) = archive.hypervolume_history()
+        assert hv["hypervolume"] == 12.5 and hv["trained"] == 2 and hv["front_size"] == 1
+    rows = sqlite3.connect(str(path)).execute("SELECT COUNT(*) FROM evaluations").fetchone()
+    assert rows == (3,)

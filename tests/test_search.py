@@ -1,0 +1,168 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+from edgenas.archive import Archive
+from edgenas.devices import get_device
+from edgenas.errors import SearchError
+from edgenas.profile import MeasurementSettings, profile_device
+from edgenas.search import SearchConfig, load_run, run_search
+from edgenas.space import HeadSpec, SearchSpace, StageSpec, StemSpec
+
+SPACE = SearchSpace(
+    name="digits-test", stem=StemSpec(8), head=HeadSpec(32), resolutions=(8,),
+    stages=(StageSpec(8, 1, (1, 2), (3, 5), (3, 6)), StageSpec(16, 2, (1, 2), (3, 5), (3, 6))),
+)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A space file and a real int8 table of this machine for it (digits: 1 channel, 10 classes)."""
+    folder = tmp_path_factory.mktemp("search")
+    space_file = folder / "space.yaml"
+    space_file.write_text(yaml.safe_dump(SPACE.to_dict()))
+    table = folder / "table.json"
+    profile_device(get_device("local-ort"), SPACE, "int8", 1, 10, table,
+                   MeasurementSettings(warmup_runs=2, rounds=2, runs_per_round=5, calibration_networks=2), quiet=True)
+    return {"space": str(space_file), "table": str(table)}
+
+
+def config(setup, run_dir, **kw) -> SearchConfig:
+    base = dict(space=setup["space"], table=setup["table"], population=4, budget=8, epochs=1, workers=1,
+                run_dir=str(run_dir))
+    return SearchConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def digits_run(setup, tmp_path_factory):
+    run = tmp_path_factory.mktemp("digits") / "run"
+    return run, run_search(config(setup, run, workers=2, epochs=2), progress=False, log=lambda m: None)
+
+
+def test_search_on_digits_writes_a_run(digits_run):
+    run, result = digits_run
+    assert result.trained == 8 and len(result.front) >= 2 and result.hypervolume > 0
+    for name in ("archive.sqlite", "config.json", "front.csv", "front.json", "hypervolume.csv", "pareto.png"):
+        assert (run / name).is_file(), name
+    front = json.loads((run / "front.json").read_text())
+    assert front["objectives"] == ["error", "latency", "memory", "size"] and len(front["front"]) == len(result.front)
+    best = max(e.accuracy for e in result.front)
+    assert best > 0.5  # two epochs on digits are far above chance (10%)
+    for ev in result.front:
+        assert ev.weights and os.path.exists(ev.weights)
+        assert ev.objectives["latency"] > 0 and ev.objectives["size"] > 0
+    resolved = json.loads((run / "config.json").read_text())
+    assert resolved["data"]["in_channels"] == 1 and resolved["reference_point"][0] == 100.0
+    _, evaluations, objectives = load_run(run)
+    assert len(evaluations) == 8 and [o.value for o in objectives][0] == "error"
+    with Archive(run / "archive.sqlite") as archive:
+        history = archive.hypervolume_history()
+    assert len(history) == 2 and history[-1]["hypervolume"] >= history[0]["hypervolume"]
+
+
+def test_resume_continues_without_retraining_and_matches_one_run(setup, tmp_path):
+    run_search(config(setup, tmp_path / "a", budget=4), progress=False, log=lambda m: None)
+    with Archive(tmp_path / "a" / "archive.sqlite") as archive:
+        first = archive.all()
+    run_search(config(setup, tmp_path / "a", budget=8), resume=True, progress=False, log=lambda m: None)
+    run_search(config(setup, tmp_path / "b", budget=8), progress=False, log=lambda m: None)
+    with Archive(tmp_path / "a" / "archive.sqlite") as a, Archive(tmp_path / "b" / "archive.sqlite") as b:
+        resumed, straight = a.all(), b.all()
+    assert resumed[: len(first)] == first  # finished work kept as it was
+    assert [e.arch for e in resumed] == [e.arch for e in straight]  # the same trajectory as one run
+    assert [e.accuracy for e in resumed] == [e.accuracy for e in straight] and len(resumed) == 8
+
+
+def test_resume_refuses_other_settings_and_fresh_runs_refuse_old_folders(setup, tmp_path):
+    run_search(config(setup, tmp_path / "r", budget=4), progress=False, log=lambda m: None)
+    with pytest.raises(SearchError, match="already holds a run: add --resume"):
+        run_search(config(setup, tmp_path / "r", budget=4), progress=False, log=lambda m: None)
+    with pytest.raises(SearchError, match=r"other settings \(epochs=1\)"):
+        run_search(config(setup, tmp_path / "r", epochs=3), resume=True, progress=False, log=lambda m: None)
+    with pytest.raises(SearchError, match="nothing to resume"):
+        run_search(config(setup, tmp_path / "none"), resume=True, progress=False, log=lambda m: None)
+
+
+def test_hard_limits_reject_before_training(setup, tmp_path):
+    result = run_search(config(setup, tmp_path / "c", max_size_kb=14.0, strategy="random", budget=4), progress=False,
+                        log=lambda m: None)
+    with Archive(tmp_path / "c" / "archive.sqlite") as archive:
+        evaluations = archive.all()
+    trained = [e for e in evaluations if e.trained]
+    assert trained and all(e.objectives["size"] <= 14.0 for e in trained)
+    assert all(e.objectives["size"] <= 14.0 for e in result.front)
+    infeasible = [e for e in evaluations if e.status == "infeasible"]
+    assert all(e.train_seconds == 0 and "max-size-kb" in e.reason for e in infeasible)
+
+
+def test_a_killed_search_resumes(setup, tmp_path):
+    run = tmp_path / "k"
+    argv = [sys.executable, "-m", "edgenas", "search", "--space", setup["space"], "--table", setup["table"],
+            "--population", "4", "--budget", "8", "--epochs", "2", "--workers", "1", "--run-dir", str(run), "--quiet"]
+    with subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:
+        deadline = time.monotonic() + 300
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline
+            if (run / "archive.sqlite").exists():
+                with Archive(run / "archive.sqlite") as archive:
+                    if archive.totals()["trained"] >= 3:
+                        break
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+    with Archive(run / "archive.sqlite") as archive:
+        before = archive.all()
+    assert 3 <= len(before) < 8
+    finished = subprocess.run(argv + ["--resume"], capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr
+    with Archive(run / "archive.sqlite") as archive:
+        after = archive.all()
+        assert archive.totals()["trained"] == 8
+    assert after[: len(before)] == before
+    assert len({e.arch for e in after}) == len(after)
+    assert "front of" in finished.stdout
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["search", "--objectives", "error,speed"], "unknown objective 'speed'"),
+        (["search", "--objectives", "latency,size"], "must include error"),
+        (["search", "--objectives", "error,energy"], "energy are not available"),
+        (["search", "--strategy", "cmaes"], "unknown strategy 'cmaes'"),
+        (["search", "--data", "npz:/nope.npz"], "does not exist"),
+        (["search", "--resume"], "--resume needs --run-dir"),
+        (["search", "--budget", "0"], "--budget and --epochs must be at least 1"),
+        (["search", "--max-size-kb", "-3"], "--max-size-kb must be positive"),
+    ],
+)
+def test_bad_search_input_is_one_line(setup, tmp_path, capsys, argv, fragment):
+    from edgenas.cli import main
+
+    extra = ["--space", setup["space"], "--table", setup["table"], "--run-dir", str(tmp_path / "x")]
+    if "--resume" in argv:
+        extra = ["--space", setup["space"]]
+    code = main(argv + extra)
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and fragment in err, err
+    assert not (tmp_path / "x" / "archive.sqlite").exists()
+
+
+def test_front_command(digits_run, tmp_path, capsys):
+    from edgenas.cli import main
+
+    run, _ = digits_run
+    assert main(["front", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "front of" in out and "latency_ms" in out and "r8-w1-" in out
+    assert main(["front", str(run), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["front"] and all(np.isfinite(e["latency"]) for e in data["front"])
+    assert main(["front", str(tmp_path / "nope")]) == 1
