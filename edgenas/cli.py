@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Search for the architectures that balance accuracy against latency, energy, memory and size on "
             "a device. With no arguments: the bundled digits data, the small space at 8x8, this machine with "
-            "ONNX Runtime (a shipped latency table, or one profiled on first use), NSGA-II, 48 trained networks. "
+            "ONNX Runtime (a shipped latency table, or one profiled on first use), NSGA-II, 64 trained networks. "
             "Results go to a run folder: archive.sqlite, front.csv/json, hypervolume.csv, pareto.png."
         ),
     )
@@ -157,10 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--max-memory-kb", type=float, help="hard limit on peak inference memory")
     search.add_argument("--max-size-kb", type=float, help="hard limit on model size")
     search.add_argument("--strategy", default="nsga2", help="nsga2 (default) or random")
-    search.add_argument("--population", type=int, default=12, help="candidates per generation (default: 12)")
-    search.add_argument("--budget", type=int, default=48, help="trained networks (default: 48)")
+    search.add_argument("--population", type=int, default=16, help="candidates per generation (default: 16)")
+    search.add_argument("--budget", type=int, default=64, help="trained networks (default: 64)")
     search.add_argument("--time-budget", type=float, metavar="MIN", help="stop after this many minutes")
-    search.add_argument("--epochs", type=int, default=8, help="training epochs per candidate (default: 8)")
+    search.add_argument("--epochs", type=int, default=6, help="training epochs per candidate (default: 6)")
     search.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd")
     search.add_argument("--lr", type=float, default=0.05, help="learning rate (default: 0.05)")
     search.add_argument("--label-smoothing", type=float, default=0.0)

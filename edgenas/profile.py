@@ -353,6 +353,7 @@ def profile_device(
         "task": [in_channels, num_classes], "settings": asdict(settings), "tool_version": __version__,
     }
     state = workdir / "state.json"
+    active_before = 0.0
     if state.exists():
         previous = json.loads(state.read_text())
         if previous.get("identity") != identity:
@@ -362,12 +363,21 @@ def profile_device(
         rounds_done = len(list((workdir / "rounds").glob("round-*.json"))) if (workdir / "rounds").exists() else 0
         if log:
             log(f"resuming the profile in {workdir} ({rounds_done} of {settings.rounds} rounds done)")
-        started = previous["started"]
+        active_before = float(previous.get("active_seconds", 0.0))
     else:
         workdir.mkdir(parents=True, exist_ok=True)
-        started = time.time()
-        _atomic_json(state, {"identity": identity, "started": started})
+        _atomic_json(state, {"identity": identity, "active_seconds": 0.0})
+    started = time.monotonic()
+    try:
+        return _profile(device, space, precision, in_channels, num_classes, out, settings, workdir, quiet,
+                        active_before, started)
+    finally:
+        if state.exists():  # interrupted: keep the time spent so far for the resumed run's total
+            _atomic_json(state, {"identity": identity, "active_seconds": active_before + time.monotonic() - started})
 
+
+def _profile(device, space, precision, in_channels, num_classes, out, settings, workdir, quiet,
+             active_before, started) -> LatencyTable:
     keys = space_ops(space, in_channels, num_classes)
     calib = calibration_architectures(space, settings.calibration_networks, settings.seed)
     from edgenas.opmodels import MODEL_SUFFIX
@@ -434,7 +444,7 @@ def profile_device(
         energy_source=measured.get("energy_source"),
         tool_version=__version__,
         created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
-        profiling_seconds=round(time.time() - started, 1),
+        profiling_seconds=round(active_before + time.monotonic() - started, 1),
     )
     table.save(out)
     object.__setattr__(table, "path", out)

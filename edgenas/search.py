@@ -14,7 +14,8 @@ strategy, and loops:
 
 A run lives in one folder: ``config.json``, ``archive.sqlite``, ``weights/``,
 ``front.csv``, ``front.json``, ``hypervolume.csv`` and ``pareto.png``.
-``resume=True`` continues a killed run: strategies are deterministic given
+A search trains at one input resolution (``--resolution``, default the data's
+image size).  ``resume=True`` continues a killed run: strategies are deterministic given
 their evaluations, so replaying them against the archive brings them back to
 where they stopped without training anything twice.
 """
@@ -24,21 +25,21 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import json
-import multiprocessing
 import os
 import sys
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from edgenas import __version__
 from edgenas.archive import Archive, Evaluation
 from edgenas.cost import Precision
 from edgenas.errors import SearchError
+from edgenas.executors import make_executor
 from edgenas.objectives import HARDWARE, Constraints, HardwareModel, Objective, parse_objectives
 from edgenas.strategies import SearchProblem, get_strategy
 from edgenas.strategies.base import WORST_ERROR_PCT
@@ -63,10 +64,10 @@ class SearchConfig:
     max_memory_kb: float | None = None
     max_size_kb: float | None = None
     strategy: str = "nsga2"
-    population: int = 12
-    budget: int = 48
+    population: int = 16
+    budget: int = 64
     time_budget_min: float | None = None
-    epochs: int = 8
+    epochs: int = 6
     optimizer: str = "sgd"
     lr: float = 0.05
     label_smoothing: float = 0.0
@@ -320,9 +321,10 @@ def run_search(
 
     data = load_data(config.data)
     space = get_space(config.space)
+    # A search trains at one input resolution: --resolution, or the data's own image size.
     resolution = config.resolution or data.resolution
-    space = space.with_choices(resolutions=[resolution]) if config.resolution or resolution not in space.resolutions else space
-    data = data.resized(max(space.resolutions))
+    space = space.with_choices(resolutions=[resolution])
+    data = data.resized(resolution)
     split = data.split(config.val_fraction, config.seed)
     device = get_device(config.device)
     table = resolve_table(device, space, precision, data.in_channels, data.num_classes, config.table, log)
@@ -348,7 +350,7 @@ def run_search(
             "resolution": max(space.resolutions), "train": int(len(split.train)), "val": int(len(split.val)),
             "mean": split.mean.tolist(), "std": split.std.tolist()},
         "objectives": [o.value for o in objectives], "reference_point": reference,
-        "edgenas": __import__("edgenas").__version__,
+        "edgenas": __version__,
     }
     if not resume:
         archive.set_meta("config", asdict(config))
@@ -361,14 +363,7 @@ def run_search(
     train_config = config.train_config(threads)
     init_args = (space.to_dict(), (split.normalised("train"), split.normalised("val")), train_config,
                  data.in_channels, data.num_classes, str(run_dir / "weights"))
-    # Workers are spawned, not forked: forking a process that runs torch (or JAX) threads can deadlock.
-    pool = (
-        ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
-                            initargs=init_args)
-        if workers > 1 else None
-    )
-    if pool is None:
-        _init_worker(*init_args)
+    executor = make_executor(_train_task, workers, _init_worker, init_args)
 
     started = time.monotonic()
     elapsed_before = float(archive.get_meta("elapsed_seconds", 0.0))
@@ -413,18 +408,12 @@ def run_search(
             remaining = config.budget - trained
             if len(jobs) > remaining:
                 jobs = jobs[:remaining]  # the budget ends inside this batch: train what it allows, then stop
-            submitted = []
+            tasks = []
             for i, text, hw, cand in jobs:
                 seed = _training_seed(text, config.seed)
                 parent = archive.get(cand.parent) if cand.parent else None
-                args = (text, seed, parent.weights if parent is not None else None)
-                submitted.append(((i, text, hw, cand, seed), pool.submit(_train_task, *args) if pool else args))
-            if pool is not None:
-                meta_of = {future: meta for meta, future in submitted}
-                completed = ((meta_of[f], f.result()) for f in as_completed(meta_of))
-            else:
-                completed = ((meta, _train_task(*args)) for meta, args in submitted)
-            for (i, text, hw, cand, seed), r in completed:  # recorded as each finishes: a kill loses nothing done
+                tasks.append(((i, text, hw, cand, seed), (text, seed, parent.weights if parent is not None else None)))
+            for (i, text, hw, cand, seed), r in executor.run(tasks):  # recorded as each finishes: a kill loses nothing done
                 error = WORST_ERROR_PCT if r["accuracy"] is None else 100.0 * (1.0 - r["accuracy"])
                 evaluations[i] = archive.add(Evaluation(
                     text, r["status"], {**hw, "error": error}, accuracy=r["accuracy"],
@@ -444,8 +433,7 @@ def run_search(
                 best = min((e.objectives["error"] for e in front), default=float("nan"))
                 bar.set_postfix_str(f"best error {best:.2f}%, front {len(front)}, HV {hv:.4g}")
     finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+        executor.close()
         if bar is not None:
             bar.close()
         archive.set_meta("elapsed_seconds", elapsed_before + time.monotonic() - started)

@@ -525,6 +525,7 @@ _PRESETS: dict[str, SearchSpace] = {
             ),
             head=HeadSpec(256),
             resolutions=(32,),
+            widths=(0.5, 0.75, 1.0),
         ),
         SearchSpace(
             name="imagenet",

@@ -29,7 +29,7 @@ def test_spaces_list_and_show(capsys):
     code, out, _ = run(capsys, "spaces", "list")
     assert code == 0 and "small" in out and "imagenet" in out
     code, out, _ = run(capsys, "spaces", "show", "small", "--resolution", "8", "--in-channels", "1")
-    assert code == 0 and "resolutions 8" in out and "84 distinct" in out
+    assert code == 0 and "resolutions 8" in out and "224 distinct" in out
     code, out, _ = run(capsys, "spaces", "show", "tiny", "--json")
     data = json.loads(out)
     assert data["fingerprint"] == "681e109e8611b816" and data["n_ops"] == 111
@@ -38,11 +38,11 @@ def test_spaces_list_and_show(capsys):
 def test_arch_sample_and_show(capsys):
     code, out, _ = run(capsys, "arch", "sample", "--space", "small", "-n", "3", "--seed", "1")
     lines = out.split()
-    assert code == 0 and len(lines) == 3 and all(line.startswith("r32-w1-") for line in lines)
+    assert code == 0 and len(lines) == 3 and all(line.startswith("r32-w") for line in lines)
     code, out, _ = run(capsys, "arch", "show", lines[0], "--json", "--precision", "fp32")
     data = json.loads(out)
     assert code == 0 and data["arch"] == lines[0] and data["precision"] == "fp32" and data["params"] > 0
-    assert data["ops"][0].startswith("stem_32x32_c3-16")
+    assert data["ops"][0].startswith("stem_32x32_c3-")
     code, out, _ = run(capsys, "arch", "show", lines[0])
     assert "peak memory" in out and "(int8)" in out
 

@@ -78,8 +78,8 @@ def test_space_ops_is_exactly_the_union_over_all_architectures(micro_space):
 
 def test_preset_op_counts():
     # The profiling workload of each preset; changing it changes every table.
-    assert len(space_ops(get_space("small"), 3, 10)) == 84  # stage 0 positions share keys
-    assert len(space_ops(get_space("small").with_choices(resolutions=[8]), 1, 10)) == 84
+    assert len(space_ops(get_space("small"), 3, 10)) == 224  # 3 widths; stage 0 positions share keys
+    assert len(space_ops(get_space("small").with_choices(resolutions=[8]), 1, 10)) == 224
     assert len(space_ops(get_space("imagenet"), 3, 1000)) == 103
     idx = OpIndex(get_space("tiny"), 3, 10)
     assert len(idx) == 111 and idx.keys[idx.id_of(idx.keys[5])] == idx.keys[5]

@@ -166,3 +166,11 @@ def test_front_command(digits_run, tmp_path, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["front"] and all(np.isfinite(e["latency"]) for e in data["front"])
     assert main(["front", str(tmp_path / "nope")]) == 1
+
+
+def test_time_budget_stops_the_search(setup, tmp_path):
+    result = run_search(config(setup, tmp_path / "t", time_budget_min=1e-4, budget=100), progress=False,
+                        log=lambda m: None)
+    assert result.trained < 100 and any("time budget" in note for note in result.notes)
+    with pytest.raises(SearchError, match="--time-budget must be a positive number"):
+        run_search(config(setup, tmp_path / "t2", time_budget_min=0), progress=False, log=lambda m: None)

@@ -1,9 +1,10 @@
 """NSGA-II on the integer-encoded genome, with pymoo.
 
 pymoo's NSGA-II does the non-dominated sorting, crowding distance and
-constraint handling; edgenas supplies the operators that know the genome:
-uniform sampling of architectures (:meth:`SearchSpace.sample`), uniform
-crossover of encodings, mutation by one architectural move
+constraint handling; edgenas supplies the operators that know the genome: an
+initial population spread over the whole range of hardware cost (drawn from
+many uniform samples, whose cheap objectives cost nothing to compute),
+uniform crossover of encodings, mutation by one architectural move
 (:meth:`SearchSpace.mutate`), a repair that zeroes inactive genes (so equal
 networks have equal encodings and duplicates are eliminated), and pymoo's
 duplicate elimination.  The search loop drives it through pymoo's ask/tell
@@ -28,13 +29,35 @@ from edgenas.space import SearchSpace
 from edgenas.strategies.base import Candidate, SearchProblem, Strategy, objective_matrix
 
 
-class ArchitectureSampling(Sampling):
-    def __init__(self, space: SearchSpace, rng: np.random.Generator) -> None:
+class CostSpreadSampling(Sampling):
+    """``n`` architectures at evenly spaced quantiles of hardware cost among ``50 n`` uniform samples.
+
+    Cost is the mean rank of an architecture's hardware objectives; feasible
+    samples (within the hard limits) are preferred.  Uniform samples crowd in
+    the middle of the cost range; a first generation spread over it puts the
+    small, cheap networks (where accuracy starts to trade against cost) on the
+    map from the start.
+    """
+
+    def __init__(self, problem: SearchProblem, rng: np.random.Generator, oversample: int = 50) -> None:
         super().__init__()
-        self.space, self.rng = space, rng
+        self.problem, self.rng, self.oversample = problem, rng, oversample
 
     def _do(self, problem, n_samples, *args, random_state=None, **kwargs):
-        return np.stack([self.space.encode(self.space.sample(self.rng)) for _ in range(n_samples)])
+        space, hardware = self.problem.space, self.problem.hardware
+        X = space.canonical_encoding(np.stack([space.encode(space.sample(self.rng))
+                                               for _ in range(self.oversample * n_samples)]))
+        X = np.unique(X, axis=0)
+        values = hardware.evaluate(X)
+        G = hardware.violations(values)
+        feasible = np.all(G <= 0, axis=1) if G.shape[1] else np.ones(len(X), dtype=bool)
+        if feasible.sum() >= n_samples:
+            X = X[feasible]
+            values = {k: v[feasible] for k, v in values.items()}
+        ranks = np.mean([np.argsort(np.argsort(v)) for v in values.values()], axis=0)
+        order = np.argsort(ranks, kind="stable")
+        picks = order[np.round(np.linspace(0, len(order) - 1, n_samples)).astype(int)]
+        return X[picks]
 
 
 class ArchitectureMutation(Mutation):
@@ -73,7 +96,7 @@ class NSGA2Strategy(Strategy):
         )
         self.algorithm = NSGA2(
             pop_size=self.population or problem.batch_size,
-            sampling=ArchitectureSampling(space, self.rng),
+            sampling=CostSpreadSampling(problem, self.rng),
             crossover=UniformCrossover(prob=0.9),
             mutation=ArchitectureMutation(space, self.rng),
             repair=CanonicalRepair(space),
