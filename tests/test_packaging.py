@@ -18,6 +18,9 @@ def test_every_subpackage_is_listed_in_pyproject():
         ".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "edgenas").rglob("__init__.py")
     }
     assert found <= listed, f"add to [tool.setuptools] packages: {sorted(found - listed)}"
-    assert {"edgenas.latency_tables", "edgenas.devices"} <= listed
-    assert config["package-dir"]["edgenas.latency_tables"] == "latency_tables"
+    assert {"edgenas._data.latency_tables", "edgenas._data.devices"} <= listed
+    assert config["package-dir"]["edgenas._data.latency_tables"] == "latency_tables"
+    # A data folder must not share its dotted name with a module (edgenas/devices.py exists).
+    for name in listed:
+        assert not (ROOT / (name.replace(".", "/") + ".py")).exists(), name
     assert any(list((ROOT / "latency_tables").glob("*.json")))
