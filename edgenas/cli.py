@@ -321,18 +321,16 @@ def cmd_tables(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from edgenas.errors import TableError
-    from edgenas.tables import LatencyTable, list_tables
+    from edgenas.tables import LatencyTable, list_tables, table_folders
 
     if args.action == "list":
-        folders = [Path(args.folder)] if args.folder else [None, Path("latency_tables")]
+        folders = [Path(args.folder)] if args.folder else table_folders()
         seen = set()
         for folder in folders:
-            if folder is not None and not folder.is_dir():
+            if not folder.is_dir():
                 continue
             for path in list_tables(folder):
-                if path.resolve() in seen:
-                    continue
-                seen.add(path.resolve())
+                seen.add(path)
                 try:
                     print(LatencyTable.load(path).summary())
                 except TableError as exc:
@@ -451,6 +449,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("edgenas: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into e.g. `head`, which closed early
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -73,10 +73,6 @@ class Architecture:
         """Number of active blocks per stage."""
         return tuple(len(stage) for stage in self.stages)
 
-    @property
-    def n_blocks(self) -> int:
-        return sum(self.depths)
-
     def __str__(self) -> str:
         stages = "".join("[" + ",".join(str(b) for b in stage) + "]" for stage in self.stages)
         return f"r{self.resolution}-w{self.width:g}-{stages}"

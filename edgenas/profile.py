@@ -203,7 +203,11 @@ def _measure_agent(
             "rounds": 1,
             "runs_per_round": runs,
             "seed": settings.seed * 1000 + r,
-            "models": [{"id": s.id, "path": f"models/{s.file}"} for s in specs],
+            # Local jobs name models by absolute path; remote ones relative to the job file's folder.
+            "models": [
+                {"id": s.id, "path": str(workdir / "models" / s.file) if device.kind == "local" else f"models/{s.file}"}
+                for s in specs
+            ],
         }
         job_name, result_name = f"job-{r:03d}.json", f"result-{r:03d}.json"
         jobs = workdir / "jobs"
@@ -211,8 +215,6 @@ def _measure_agent(
         _atomic_json(jobs / job_name, job)
         if device.kind == "local":
             job_path, result_path = str(jobs / job_name), str(jobs / result_name)
-            job["models"] = [{"id": s.id, "path": str(workdir / "models" / s.file)} for s in specs]
-            _atomic_json(jobs / job_name, job)
         else:
             push = workdir / "push"
             push.mkdir(exist_ok=True)

@@ -239,13 +239,11 @@ def resolve_table(device, space, precision: Precision, in_channels: int, num_cla
                   log: Callable[[str], None]):
     """The latency table for this search: given, shipped, local, or profiled now (local devices)."""
     from edgenas.profile import default_table_path, profile_device
-    from edgenas.tables import LatencyTable, find_table
+    from edgenas.tables import LatencyTable, find_table, table_folders
 
     if table_path:
         return LatencyTable.load(table_path)
-    for folder in (None, Path("latency_tables")):
-        if folder is not None and not folder.is_dir():
-            continue
+    for folder in table_folders():
         table = find_table(device.name, space.fingerprint, precision, in_channels, num_classes, folder=folder)
         if table is not None:
             log(f"using latency table {table.path}")

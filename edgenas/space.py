@@ -104,7 +104,6 @@ class Gene:
     choices: tuple[Any, ...]
     stage: int | None = None
     block: int | None = None
-    kind: str = ""  # "resolution", "width", "depth", "kernel" or "expansion"
 
     @property
     def is_free(self) -> bool:
@@ -171,16 +170,16 @@ class SearchSpace:
     def genes(self) -> tuple[Gene, ...]:
         """Every gene, fixed ones included, in a stable order."""
         genes = [
-            Gene("resolution", self.resolutions, kind="resolution"),
-            Gene("width", self.widths, kind="width"),
+            Gene("resolution", self.resolutions),
+            Gene("width", self.widths),
         ]
         for s, st in enumerate(self.stages):
-            genes.append(Gene(f"stage{s}.depth", st.depths, stage=s, kind="depth"))
+            genes.append(Gene(f"stage{s}.depth", st.depths, stage=s))
         for s, st in enumerate(self.stages):
             for b in range(st.max_depth):
-                genes.append(Gene(f"stage{s}.block{b}.kernel", st.kernels, stage=s, block=b, kind="kernel"))
+                genes.append(Gene(f"stage{s}.block{b}.kernel", st.kernels, stage=s, block=b))
                 genes.append(
-                    Gene(f"stage{s}.block{b}.expansion", st.expansions, stage=s, block=b, kind="expansion")
+                    Gene(f"stage{s}.block{b}.expansion", st.expansions, stage=s, block=b)
                 )
         return tuple(genes)
 

@@ -51,7 +51,7 @@ from edgenas.errors import ArchitectureError, TableError
 from edgenas.ops import OpKey
 from edgenas.resources import shipped_dir
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "Entry", "LatencyTable", "find_table", "list_tables"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "Entry", "LatencyTable", "find_table", "list_tables", "table_folders"]
 
 FORMAT = "edgenas-latency-table"
 FORMAT_VERSION = 1
@@ -243,6 +243,15 @@ class LatencyTable:
             f"{rt.get('threads')}t {self.precision.value}, space {self.space.get('name')} "
             f"{self.space.get('resolutions')} ({self.space_fingerprint}), {len(self.entries)} ops"
         )
+
+
+def table_folders() -> list[Path]:
+    """Where tables are looked for: the shipped folder, then ``./latency_tables`` if it is another one."""
+    folders = [shipped_dir("latency_tables")]
+    local = Path("latency_tables")
+    if local.is_dir() and local.resolve() != folders[0].resolve():
+        folders.append(local)
+    return folders
 
 
 def list_tables(folder: str | Path | None = None) -> list[Path]:
