@@ -15,16 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 import edgenas
-from edgenas.archive import Archive
+from common import compute_curve, run_strategies, shared_reference
 from edgenas.objectives import parse_objectives
-from edgenas.search import SearchConfig, hypervolume, pareto_front, run_search
+from edgenas.search import SearchConfig, hypervolume, pareto_front
 
 
 def main() -> None:
@@ -39,32 +37,16 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     strategies = args.strategies.split(",")
 
-    runs = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for seed in seeds:
-            for name in strategies:  # interleaved: machine drift hits every strategy alike
-                config = SearchConfig(strategy=name, seed=seed, budget=args.budget, population=args.population,
-                                      epochs=args.epochs, run_dir=str(Path(tmp) / f"{name}-{seed}"))
-                start = time.perf_counter()
-                result = run_search(config, progress=False, log=lambda m: None)
-                with Archive(Path(config.run_dir) / "archive.sqlite") as archive:
-                    evaluations = archive.all()
-                    resolved = json.loads((Path(config.run_dir) / "config.json").read_text())
-                runs[(name, seed)] = {"evaluations": evaluations, "seconds": time.perf_counter() - start,
-                                      "reference": resolved["reference_point"], "front": len(result.front)}
-                print(f"{name:7s} seed {seed}: {result.trained} trained, front {len(result.front)}, "
-                      f"{runs[(name, seed)]['seconds']:.0f} s", flush=True)
+    runs = run_strategies(
+        lambda name, seed, run_dir: SearchConfig(strategy=name, seed=seed, budget=args.budget,
+                                                 population=args.population, epochs=args.epochs, run_dir=run_dir),
+        strategies, seeds)
     objectives = parse_objectives(SearchConfig().objectives)
-    # One reference point for all runs: the element-wise maximum of the runs' own reference points.
-    reference = np.max([r["reference"] for r in runs.values()], axis=0).tolist()
+    reference = shared_reference(runs)
     results = {name: [] for name in strategies}
     for (name, seed), run in runs.items():
         evaluations = run["evaluations"]
-        curve, trained = [], 0
-        for k in range(args.population, len(evaluations) + args.population, args.population):
-            part = evaluations[:k]
-            trained = sum(e.trained for e in part)
-            curve.append({"trained": trained, "hypervolume": hypervolume(pareto_front(part, objectives), objectives, reference)})
+        curve = compute_curve(evaluations, objectives, reference)
         final = hypervolume(pareto_front(evaluations, objectives), objectives, reference)
         best = max((e.accuracy or 0) for e in evaluations)
         results[name].append({"seed": seed, "hypervolume": final, "front_size": run["front"], "best_accuracy": best,

@@ -156,11 +156,23 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--max-energy-mj", type=float, help="hard limit on predicted energy per inference")
     search.add_argument("--max-memory-kb", type=float, help="hard limit on peak inference memory")
     search.add_argument("--max-size-kb", type=float, help="hard limit on model size")
-    search.add_argument("--strategy", default="nsga2", help="nsga2 (default) or random")
+    from edgenas.strategies import list_strategies
+
+    search.add_argument("--strategy", default="lemonade", help="; ".join(
+        f"{s.name}: {s.description}" for s in list_strategies()) + " (default: lemonade)")
     search.add_argument("--population", type=int, default=16, help="candidates per generation (default: 16)")
     search.add_argument("--budget", type=int, default=64, help="trained networks (default: 64)")
     search.add_argument("--time-budget", type=float, metavar="MIN", help="stop after this many minutes")
     search.add_argument("--epochs", type=int, default=6, help="training epochs per candidate (default: 6)")
+    search.add_argument("--finetune-epochs", type=int, default=2,
+                        help="epochs of a child that inherits its parent's weights (lemonade; default: 2)")
+    search.add_argument("--reward", choices=["penalty", "mnasnet"], default="penalty",
+                        help="rl reward: penalty = accuracy - lambda * sum of relative overshoots of the targets; "
+                             "mnasnet = accuracy * (latency / T) ** -0.07 (default: penalty)")
+    for name, unit in (("latency", "ms"), ("energy", "mj"), ("memory", "kb"), ("size", "kb")):
+        search.add_argument(f"--target-{name}-{unit}", type=float,
+                            help=f"rl target for {name} (default: spread over the space's range to cover the front)")
+    search.add_argument("--penalty-weight", type=float, default=0.5, help="rl: lambda of the penalty reward (default: 0.5)")
     search.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd")
     search.add_argument("--lr", type=float, default=0.05, help="learning rate (default: 0.05)")
     search.add_argument("--label-smoothing", type=float, default=0.0)
@@ -377,12 +389,12 @@ def cmd_tables(args: argparse.Namespace) -> int:
 
 
 def _front_table(front, objectives) -> list[str]:
-    header = f"{'#':>3}  {'accuracy':>8}  " + "  ".join(f"{o.column:>11}" for o in objectives if o.value != "error")
+    header = f"{'id':>4}  {'accuracy':>8}  " + "  ".join(f"{o.column:>11}" for o in objectives if o.value != "error")
     lines = [header + "  architecture"]
-    for n, ev in enumerate(front, 1):
+    for ev in front:
         acc = f"{100 * ev.accuracy:7.2f}%" if ev.accuracy is not None else "      -"
         values = "  ".join(f"{ev.objectives[o.value]:11.4g}" for o in objectives if o.value != "error")
-        lines.append(f"{n:3d}  {acc:>8}  {values}  {ev.arch}")
+        lines.append(f"{ev.id:4d}  {acc:>8}  {values}  {ev.arch}")
     return lines
 
 
@@ -396,7 +408,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         table=args.table, objectives=args.objectives, max_latency_ms=args.max_latency_ms,
         max_energy_mj=args.max_energy_mj, max_memory_kb=args.max_memory_kb, max_size_kb=args.max_size_kb,
         strategy=args.strategy, population=args.population, budget=args.budget, time_budget_min=args.time_budget,
-        epochs=args.epochs, optimizer=args.optimizer, lr=args.lr, label_smoothing=args.label_smoothing,
+        epochs=args.epochs, finetune_epochs=args.finetune_epochs, reward=args.reward,
+        target_latency_ms=args.target_latency_ms, target_energy_mj=args.target_energy_mj,
+        target_memory_kb=args.target_memory_kb, target_size_kb=args.target_size_kb,
+        penalty_weight=args.penalty_weight, optimizer=args.optimizer, lr=args.lr, label_smoothing=args.label_smoothing,
         workers=args.workers, seed=args.seed, run_dir=args.run_dir,
     )
     result = run_search(config, resume=args.resume, progress=not args.quiet, log=_progress_log)
@@ -420,7 +435,8 @@ def cmd_front(args: argparse.Namespace) -> int:
     front = pareto_front(evaluations, objectives)
     if args.json:
         print(json.dumps({"objectives": [o.value for o in objectives], "front": [
-            {"arch": e.arch, "accuracy": e.accuracy, **e.objectives, "weights": e.weights} for e in front]}))
+            {"id": e.id, "arch": e.arch, "accuracy": e.accuracy, **e.objectives, "weights": e.weights}
+            for e in front]}))
         return 0
     trained = sum(1 for e in evaluations if e.trained)
     print(f"run {args.run}: front of {len(front)} among {trained} trained networks ({len(evaluations)} evaluated)")

@@ -41,7 +41,7 @@ from edgenas.cost import Precision
 from edgenas.errors import SearchError
 from edgenas.executors import make_executor
 from edgenas.objectives import HARDWARE, Constraints, HardwareModel, Objective, parse_objectives
-from edgenas.strategies import SearchProblem, get_strategy
+from edgenas.strategies import SearchProblem, StrategySettings, get_strategy
 from edgenas.strategies.base import WORST_ERROR_PCT
 from edgenas.train import TrainConfig
 
@@ -63,11 +63,18 @@ class SearchConfig:
     max_energy_mj: float | None = None
     max_memory_kb: float | None = None
     max_size_kb: float | None = None
-    strategy: str = "nsga2"
+    strategy: str = "lemonade"
     population: int = 16
     budget: int = 64
     time_budget_min: float | None = None
     epochs: int = 6
+    finetune_epochs: int = 2  # children that inherit their parent's weights (lemonade)
+    reward: str = "penalty"  # rl: penalty or mnasnet
+    target_latency_ms: float | None = None  # rl targets (default: spread over the cost range)
+    target_energy_mj: float | None = None
+    target_memory_kb: float | None = None
+    target_size_kb: float | None = None
+    penalty_weight: float = 0.5
     optimizer: str = "sgd"
     lr: float = 0.05
     label_smoothing: float = 0.0
@@ -79,9 +86,16 @@ class SearchConfig:
     # What must match for a run to be resumed (budget, time budget and workers may change).
     IDENTITY = (
         "data", "space", "resolution", "device", "precision", "objectives", "max_latency_ms", "max_energy_mj",
-        "max_memory_kb", "max_size_kb", "strategy", "population", "epochs", "optimizer", "lr", "label_smoothing",
-        "val_fraction", "seed",
+        "max_memory_kb", "max_size_kb", "strategy", "population", "epochs", "finetune_epochs", "reward",
+        "target_latency_ms", "target_energy_mj", "target_memory_kb", "target_size_kb", "penalty_weight", "optimizer",
+        "lr", "label_smoothing", "val_fraction", "seed",
     )
+
+    def strategy_settings(self) -> StrategySettings:
+        targets = tuple((name, value) for name, value in (
+            ("latency", self.target_latency_ms), ("energy", self.target_energy_mj), ("memory", self.target_memory_kb),
+            ("size", self.target_size_kb)) if value is not None)
+        return StrategySettings(self.population, self.finetune_epochs, self.reward, targets, self.penalty_weight)
 
     def constraints(self) -> Constraints:
         return Constraints(self.max_latency_ms, self.max_energy_mj, self.max_memory_kb, self.max_size_kb)
@@ -107,20 +121,27 @@ _WORKER: dict = {}
 
 
 def _init_worker(space_dict: dict, data: tuple, train_config: TrainConfig, in_channels: int, num_classes: int,
-                 weights_dir: str) -> None:
+                 run_dir: str) -> None:
     import torch
 
     from edgenas.space import space_from_dict
 
     torch.set_num_threads(train_config.threads)
     _WORKER.update(space=space_from_dict(space_dict), train=data[0], val=data[1], config=train_config,
-                   in_channels=in_channels, num_classes=num_classes, weights_dir=Path(weights_dir))
+                   in_channels=in_channels, num_classes=num_classes, run_dir=Path(run_dir))
 
 
-def _train_task(arch_text: str, seed: int, parent_weights: str | None) -> dict:
-    """Train one candidate in a worker; weights go to the run's weights folder."""
+def _train_task(arch_text: str, seed: int, epochs: int | None, parent_text: str | None,
+                parent_weights: str | None) -> dict:
+    """Train one candidate in a worker, from its parent's weights if given; weights go to the run's folder.
+
+    The returned weights path is relative to the run folder.
+    """
+    from dataclasses import replace
+
     import torch
 
+    from edgenas.inherit import inherit_weights
     from edgenas.model import build_model
     from edgenas.train import load_weights, save_weights, train_candidate
 
@@ -128,14 +149,29 @@ def _train_task(arch_text: str, seed: int, parent_weights: str | None) -> dict:
     arch = w["space"].parse(arch_text)
     torch.manual_seed(seed)
     model = build_model(w["space"], arch, w["num_classes"], w["in_channels"])
-    init = load_weights(parent_weights) if parent_weights else None
-    result = train_candidate(model, w["train"], w["val"], w["config"], seed, init_state=init)
+    if parent_text and parent_weights:
+        try:
+            parent = build_model(w["space"], w["space"].parse(parent_text), w["num_classes"], w["in_channels"])
+            parent.load_state_dict(load_weights(parent_weights))
+            inherit_weights(parent, model)
+        except Exception as exc:  # noqa: BLE001 - recorded as a failed candidate, the search goes on
+            return {"status": "failed", "accuracy": None, "train_seconds": 0.0, "epochs": 0, "weights": None,
+                    "reason": f"inheriting weights from {parent_text}: {type(exc).__name__}: {exc}"}
+    config = w["config"] if epochs is None else replace(w["config"], epochs=epochs)
+    result = train_candidate(model, w["train"], w["val"], config, seed)
     weights = None
     if result.status == "ok" and result.state is not None:
         name = f"{zlib.crc32(arch_text.encode()):08x}-{seed}.safetensors"
-        weights = str(save_weights(result.state, w["weights_dir"] / name))
+        save_weights(result.state, w["run_dir"] / "weights" / name)
+        weights = f"weights/{name}"
     return {"status": result.status, "accuracy": result.accuracy, "train_seconds": result.train_seconds,
             "epochs": result.epochs, "reason": result.reason, "weights": weights}
+
+
+def weights_path(run_dir: str | Path, weights: str) -> Path:
+    """Where an evaluation's weights are: archives store them relative to the run folder."""
+    path = Path(weights)
+    return path if path.is_absolute() else Path(run_dir) / path
 
 
 def _training_seed(arch_text: str, run_seed: int) -> int:
@@ -286,10 +322,14 @@ def run_search(
     from edgenas.predict import Predictor
     from edgenas.space import get_space
 
-    if config.budget < 1 or config.population < 2 or config.workers < 1 or config.epochs < 1:
-        raise SearchError("--budget and --epochs must be at least 1, --population at least 2, --workers at least 1")
+    if min(config.budget, config.workers, config.epochs, config.finetune_epochs) < 1 or config.population < 2:
+        raise SearchError("--budget, --epochs, --finetune-epochs and --workers must be at least 1, --population at "
+                          "least 2")
     if config.time_budget_min is not None and not config.time_budget_min > 0:
         raise SearchError("--time-budget must be a positive number of minutes")
+    targets = (config.target_latency_ms, config.target_energy_mj, config.target_memory_kb, config.target_size_kb)
+    if any(t is not None and not t > 0 for t in targets):
+        raise SearchError("--target-* values must be positive")
     if not 0 < config.val_fraction < 1:
         raise SearchError("--val-fraction must be between 0 and 1")
     objectives = parse_objectives(config.objectives)
@@ -336,7 +376,7 @@ def run_search(
         )
     reference = _reference_point(hardware, objectives, config.seed)
     problem = SearchProblem(space, objectives, hardware, batch_size=config.population)
-    strategy = get_strategy(config.strategy, config.population)
+    strategy = get_strategy(config.strategy, config.strategy_settings())
     strategy.setup(problem, config.seed)
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -360,7 +400,7 @@ def run_search(
     threads = max(1, cores // workers)
     train_config = config.train_config(threads)
     init_args = (space.to_dict(), (split.normalised("train"), split.normalised("val")), train_config,
-                 data.in_channels, data.num_classes, str(run_dir / "weights"))
+                 data.in_channels, data.num_classes, str(run_dir.resolve()))
     executor = make_executor(_train_task, workers, _init_worker, init_args)
 
     started = time.monotonic()
@@ -410,7 +450,11 @@ def run_search(
             for i, text, hw, cand in jobs:
                 seed = _training_seed(text, config.seed)
                 parent = archive.get(cand.parent) if cand.parent else None
-                tasks.append(((i, text, hw, cand, seed), (text, seed, parent.weights if parent is not None else None)))
+                if parent is not None and parent.weights:  # inherit and fine-tune
+                    args = (text, seed, cand.epochs, parent.arch, str(weights_path(run_dir, parent.weights)))
+                else:  # from scratch, with the run's epochs
+                    args = (text, seed, None, None, None)
+                tasks.append(((i, text, hw, cand, seed), args))
             for (i, text, hw, cand, seed), r in executor.run(tasks):  # recorded as each finishes: a kill loses nothing done
                 error = WORST_ERROR_PCT if r["accuracy"] is None else 100.0 * (1.0 - r["accuracy"])
                 evaluations[i] = archive.add(Evaluation(

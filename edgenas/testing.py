@@ -17,7 +17,7 @@ import numpy as np
 from edgenas.archive import Evaluation
 from edgenas.objectives import Constraints, HardwareModel, Objective
 from edgenas.space import HeadSpec, SearchSpace, StageSpec, StemSpec
-from edgenas.strategies import SearchProblem, Strategy, get_strategy
+from edgenas.strategies import SearchProblem, Strategy, StrategySettings, get_strategy
 
 __all__ = ["StrategyContract", "contract_problem", "synthetic_evaluations"]
 
@@ -54,7 +54,7 @@ class StrategyContract:
     strategy_name: str = ""
 
     def make(self, problem: SearchProblem, seed: int = 0) -> Strategy:
-        strategy = get_strategy(self.strategy_name, problem.batch_size)
+        strategy = get_strategy(self.strategy_name, StrategySettings(population=problem.batch_size))
         strategy.setup(problem, seed)
         return strategy
 
@@ -99,6 +99,20 @@ class StrategyContract:
         X = np.stack([last.encode(last.parse(a)) for a in batches[-1]])
         sizes = problem.hardware.evaluate(X)[Objective.SIZE]
         assert np.mean(sizes <= 12.0) >= 0.5  # the late batches are mostly feasible
+
+    def test_parents_are_trained_networks_told_before(self):
+        problem = contract_problem()
+        strategy = self.make(problem)
+        told: set[str] = set()
+        for _ in range(5):
+            candidates = strategy.ask()
+            for cand in candidates:
+                assert cand.parent is None or cand.parent in told
+                assert cand.epochs is None or cand.epochs >= 1
+                assert cand.parent is not None or cand.epochs is None  # only inheriting children train briefly
+            evaluations = synthetic_evaluations(problem, candidates)
+            told |= {e.arch for e in evaluations if e.status == "ok"}
+            strategy.tell(candidates, evaluations)
 
     def test_tell_needs_one_evaluation_per_candidate(self):
         import pytest

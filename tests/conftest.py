@@ -119,3 +119,25 @@ def sshd(tmp_path_factory):
     proc.terminate()
     proc.wait(timeout=10)
     proc.stderr.close()
+
+
+@pytest.fixture(scope="session")
+def search_setup(tmp_path_factory):
+    """A two-stage space file for 8x8 digits and a real int8 table of this machine for it (1 channel, 10 classes)."""
+    import yaml
+
+    from edgenas.devices import get_device
+    from edgenas.profile import MeasurementSettings, profile_device
+    from edgenas.space import HeadSpec, SearchSpace, StageSpec, StemSpec
+
+    space = SearchSpace(
+        name="digits-test", stem=StemSpec(8), head=HeadSpec(32), resolutions=(8,),
+        stages=(StageSpec(8, 1, (1, 2), (3, 5), (3, 6)), StageSpec(16, 2, (1, 2), (3, 5), (3, 6))),
+    )
+    folder = tmp_path_factory.mktemp("search")
+    space_file = folder / "space.yaml"
+    space_file.write_text(yaml.safe_dump(space.to_dict()))
+    table = folder / "table.json"
+    profile_device(get_device("local-ort"), space, "int8", 1, 10, table,
+                   MeasurementSettings(warmup_runs=2, rounds=2, runs_per_round=5, calibration_networks=2), quiet=True)
+    return {"space": str(space_file), "table": str(table)}

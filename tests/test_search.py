@@ -7,31 +7,15 @@ import time
 
 import numpy as np
 import pytest
-import yaml
 
 from edgenas.archive import Archive
-from edgenas.devices import get_device
 from edgenas.errors import SearchError
-from edgenas.profile import MeasurementSettings, profile_device
 from edgenas.search import SearchConfig, load_run, run_search
-from edgenas.space import HeadSpec, SearchSpace, StageSpec, StemSpec
-
-SPACE = SearchSpace(
-    name="digits-test", stem=StemSpec(8), head=HeadSpec(32), resolutions=(8,),
-    stages=(StageSpec(8, 1, (1, 2), (3, 5), (3, 6)), StageSpec(16, 2, (1, 2), (3, 5), (3, 6))),
-)
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    """A space file and a real int8 table of this machine for it (digits: 1 channel, 10 classes)."""
-    folder = tmp_path_factory.mktemp("search")
-    space_file = folder / "space.yaml"
-    space_file.write_text(yaml.safe_dump(SPACE.to_dict()))
-    table = folder / "table.json"
-    profile_device(get_device("local-ort"), SPACE, "int8", 1, 10, table,
-                   MeasurementSettings(warmup_runs=2, rounds=2, runs_per_round=5, calibration_networks=2), quiet=True)
-    return {"space": str(space_file), "table": str(table)}
+def setup(search_setup):
+    return search_setup
 
 
 def config(setup, run_dir, **kw) -> SearchConfig:
@@ -56,7 +40,7 @@ def test_search_on_digits_writes_a_run(digits_run):
     best = max(e.accuracy for e in result.front)
     assert best > 0.5  # four epochs on digits are far above chance (10%)
     for ev in result.front:
-        assert ev.weights and os.path.exists(ev.weights)
+        assert ev.weights and (run / ev.weights).is_file()
         assert ev.objectives["latency"] > 0 and ev.objectives["size"] > 0
     resolved = json.loads((run / "config.json").read_text())
     assert resolved["data"]["in_channels"] == 1 and resolved["reference_point"][0] == 100.0
@@ -139,7 +123,7 @@ def test_a_killed_search_resumes(setup, tmp_path):
         (["search", "--strategy", "cmaes"], "unknown strategy 'cmaes'"),
         (["search", "--data", "npz:/nope.npz"], "does not exist"),
         (["search", "--resume"], "--resume needs --run-dir"),
-        (["search", "--budget", "0"], "--budget and --epochs must be at least 1"),
+        (["search", "--budget", "0"], "--budget, --epochs, --finetune-epochs and --workers must be at least 1"),
         (["search", "--max-size-kb", "-3"], "--max-size-kb must be positive"),
     ],
 )
@@ -174,3 +158,55 @@ def test_time_budget_stops_the_search(setup, tmp_path):
     assert result.trained < 100 and any("time budget" in note for note in result.notes)
     with pytest.raises(SearchError, match="--time-budget must be a positive number"):
         run_search(config(setup, tmp_path / "t2", time_budget_min=0), progress=False, log=lambda m: None)
+
+
+def test_lemonade_children_inherit_weights_and_fine_tune_briefly(setup, tmp_path):
+    run = tmp_path / "lemonade"
+    result = run_search(config(setup, run, strategy="lemonade", budget=12, epochs=3, finetune_epochs=1, workers=2),
+                        progress=False, log=lambda m: None)
+    assert result.trained == 12
+    with Archive(run / "archive.sqlite") as archive:
+        evaluations = archive.all()
+    by_arch = {e.arch: e for e in evaluations}
+    first, children = evaluations[:4], evaluations[4:]
+    assert all(e.parent is None and e.epochs == 3 for e in first)
+    assert len(children) == 8
+    for child in children:
+        parent = by_arch[child.parent]
+        assert child.epochs == 1 and parent.status == "ok" and (run / parent.weights).is_file()
+        assert child.strategy == "lemonade" and child.status == "ok"
+    # Inherited weights carry the parents' training: one epoch of a child is far better than one from scratch.
+    scratch = run_search(config(setup, tmp_path / "scratch", strategy="random", budget=4, epochs=1),
+                         progress=False, log=lambda m: None)
+    with Archive(scratch.run_dir / "archive.sqlite") as archive:
+        scratch_best = max(e.accuracy for e in archive.all())
+    assert np.median([c.accuracy for c in children]) > scratch_best
+
+
+def test_lemonade_resume_matches_one_run(setup, tmp_path):
+    kw = dict(strategy="lemonade", epochs=2, finetune_epochs=1)
+    run_search(config(setup, tmp_path / "a", budget=6, **kw), progress=False, log=lambda m: None)
+    run_search(config(setup, tmp_path / "a", budget=10, **kw), resume=True, progress=False, log=lambda m: None)
+    run_search(config(setup, tmp_path / "b", budget=10, **kw), progress=False, log=lambda m: None)
+    with Archive(tmp_path / "a" / "archive.sqlite") as a, Archive(tmp_path / "b" / "archive.sqlite") as b:
+        resumed, straight = a.all(), b.all()
+    assert [(e.arch, e.parent) for e in resumed] == [(e.arch, e.parent) for e in straight]
+    assert [e.accuracy for e in resumed] == [e.accuracy for e in straight]
+
+
+def test_rl_search_with_the_mnasnet_reward_from_the_cli(setup, tmp_path, capsys):
+    from edgenas.cli import main
+
+    run = tmp_path / "rl"
+    code = main(["search", "--space", setup["space"], "--table", setup["table"], "--strategy", "rl", "--reward",
+                 "mnasnet", "--target-latency-ms", "0.05", "--population", "4", "--budget", "8", "--epochs", "1",
+                 "--workers", "1", "--run-dir", str(run), "--quiet"])
+    assert code == 0
+    with Archive(run / "archive.sqlite") as archive:
+        evaluations = archive.all()
+        saved = archive.get_meta("config")
+    assert len(evaluations) == 8 and all(e.strategy == "rl" for e in evaluations)
+    assert saved["reward"] == "mnasnet" and saved["target_latency_ms"] == 0.05
+    code = main(["search", "--space", setup["space"], "--table", setup["table"], "--strategy", "rl",
+                 "--target-energy-mj", "1", "--run-dir", str(tmp_path / "bad"), "--quiet"])
+    assert code == 1 and "target(s) for energy" in capsys.readouterr().err

@@ -9,9 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from edgenas.errors import SearchError
-from edgenas.strategies.base import Candidate, SearchProblem, Strategy
+from edgenas.strategies.base import Candidate, SearchProblem, Strategy, StrategySettings
 
-__all__ = ["Candidate", "SearchProblem", "Strategy", "StrategyInfo", "get_strategy", "list_strategies"]
+__all__ = [
+    "Candidate", "SearchProblem", "Strategy", "StrategyInfo", "StrategySettings", "get_strategy", "list_strategies",
+]
 
 
 @dataclass(frozen=True)
@@ -21,13 +23,25 @@ class StrategyInfo:
     factory: Callable[..., Strategy]
 
 
-def _nsga2(population: int | None = None) -> Strategy:
+def _lemonade(settings: StrategySettings) -> Strategy:
+    from edgenas.strategies.lemonade import Lemonade
+
+    return Lemonade(settings)
+
+
+def _nsga2(settings: StrategySettings) -> Strategy:
     from edgenas.strategies.nsga2 import NSGA2Strategy
 
-    return NSGA2Strategy(population)
+    return NSGA2Strategy(settings.population)
 
 
-def _random(population: int | None = None) -> Strategy:
+def _rl(settings: StrategySettings) -> Strategy:
+    from edgenas.strategies.rl import RLStrategy
+
+    return RLStrategy(settings)
+
+
+def _random(settings: StrategySettings) -> Strategy:
     from edgenas.strategies.random_search import RandomSearch
 
     return RandomSearch()
@@ -36,7 +50,11 @@ def _random(population: int | None = None) -> Strategy:
 _REGISTRY = {
     info.name: info
     for info in (
+        StrategyInfo("lemonade", "LEMONADE: Lamarckian evolution by network morphisms, inherited weights, "
+                     "KDE-based sampling over cheap objectives", _lemonade),
         StrategyInfo("nsga2", "NSGA-II (pymoo) on the integer-encoded genome: the baseline", _nsga2),
+        StrategyInfo("rl", "a REINFORCE controller with a penalized (Neural Architect) or MnasNet reward, targets "
+                     "varied to cover the front", _rl),
         StrategyInfo("random", "uniformly random feasible architectures: the floor every strategy must beat", _random),
     )
 }
@@ -46,7 +64,7 @@ def list_strategies() -> list[StrategyInfo]:
     return list(_REGISTRY.values())
 
 
-def get_strategy(name: str, population: int | None = None) -> Strategy:
+def get_strategy(name: str, settings: StrategySettings | None = None) -> Strategy:
     if name not in _REGISTRY:
         raise SearchError(f"unknown strategy '{name}'; choose from {', '.join(_REGISTRY)}")
-    return _REGISTRY[name].factory(population)
+    return _REGISTRY[name].factory(settings or StrategySettings())

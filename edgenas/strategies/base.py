@@ -23,7 +23,7 @@ from edgenas.genome import Architecture
 from edgenas.objectives import HardwareModel, Objective
 from edgenas.space import SearchSpace
 
-__all__ = ["Candidate", "SearchProblem", "Strategy", "objective_matrix"]
+__all__ = ["Candidate", "SearchProblem", "Strategy", "StrategySettings", "cost_spread", "objective_matrix"]
 
 #: The error assigned to candidates that could not be trained or are infeasible (worst possible).
 WORST_ERROR_PCT = 100.0
@@ -31,10 +31,31 @@ WORST_ERROR_PCT = 100.0
 
 @dataclass(frozen=True)
 class Candidate:
-    """An architecture to evaluate; ``parent`` (an architecture string) allows weight inheritance."""
+    """An architecture to evaluate.
+
+    ``parent`` (an architecture string) asks for weight inheritance from that
+    evaluated network; ``epochs`` overrides the run's training epochs (a short
+    fine-tune for an inheriting child).  Without the parent's weights the
+    candidate is trained from scratch with the run's epochs.
+    """
 
     arch: Architecture
     parent: str | None = None
+    epochs: int | None = None
+
+
+@dataclass(frozen=True)
+class StrategySettings:
+    """The knobs strategies read (each strategy uses those it needs)."""
+
+    population: int | None = None  # batch size; default: the problem's batch size
+    finetune_epochs: int = 2  # lemonade: epochs of a child that inherits its parent's weights
+    reward: str = "penalty"  # rl: "penalty" or "mnasnet"
+    targets: tuple[tuple[str, float], ...] = ()  # rl: (objective, target) pairs, e.g. (("latency", 0.5),)
+    penalty_weight: float = 0.5  # rl: lambda of the penalty reward
+    mnasnet_alpha: float = -0.07  # rl: exponent within the latency target
+    mnasnet_beta: float = -0.07  # rl: exponent beyond it
+    entropy_weight: float = 0.01  # rl: entropy bonus
 
 
 @dataclass(frozen=True)
@@ -54,6 +75,30 @@ def objective_matrix(problem: SearchProblem, evaluations: Sequence[Evaluation]) 
     F = np.array([[ev.objectives[o.value] for o in problem.objectives] for ev in evaluations], dtype=float)
     G = np.array([list(ev.violations) for ev in evaluations], dtype=float).reshape(len(evaluations), problem.n_constraints)
     return F, G
+
+
+def cost_spread(problem: SearchProblem, rng: np.random.Generator, n: int, oversample: int = 50) -> np.ndarray:
+    """Encodings of ``n`` architectures at evenly spaced quantiles of hardware cost among ``oversample * n`` samples.
+
+    Cost is the mean rank of an architecture's hardware objectives; feasible
+    samples (within the hard limits) are preferred.  Uniform samples crowd in
+    the middle of the cost range; a first generation spread over it puts the
+    small, cheap networks (where accuracy starts to trade against cost) on the
+    map from the start.
+    """
+    space, hardware = problem.space, problem.hardware
+    X = space.canonical_encoding(np.stack([space.encode(space.sample(rng)) for _ in range(oversample * n)]))
+    X = np.unique(X, axis=0)
+    values = hardware.evaluate(X)
+    G = hardware.violations(values)
+    feasible = np.all(G <= 0, axis=1) if G.shape[1] else np.ones(len(X), dtype=bool)
+    if feasible.sum() >= n:
+        X = X[feasible]
+        values = {k: v[feasible] for k, v in values.items()}
+    ranks = np.mean([np.argsort(np.argsort(v)) for v in values.values()], axis=0)
+    order = np.argsort(ranks, kind="stable")
+    picks = order[np.round(np.linspace(0, len(order) - 1, n)).astype(int)]
+    return X[picks]
 
 
 class Strategy(ABC):

@@ -26,38 +26,18 @@ from pymoo.core.termination import NoTermination
 
 from edgenas.archive import Evaluation
 from edgenas.space import SearchSpace
-from edgenas.strategies.base import Candidate, SearchProblem, Strategy, objective_matrix
+from edgenas.strategies.base import Candidate, SearchProblem, Strategy, cost_spread, objective_matrix
 
 
 class CostSpreadSampling(Sampling):
-    """``n`` architectures at evenly spaced quantiles of hardware cost among ``50 n`` uniform samples.
-
-    Cost is the mean rank of an architecture's hardware objectives; feasible
-    samples (within the hard limits) are preferred.  Uniform samples crowd in
-    the middle of the cost range; a first generation spread over it puts the
-    small, cheap networks (where accuracy starts to trade against cost) on the
-    map from the start.
-    """
+    """pymoo sampling of :func:`~edgenas.strategies.base.cost_spread`: a first generation spread over the cost range."""
 
     def __init__(self, problem: SearchProblem, rng: np.random.Generator, oversample: int = 50) -> None:
         super().__init__()
         self.problem, self.rng, self.oversample = problem, rng, oversample
 
     def _do(self, problem, n_samples, *args, random_state=None, **kwargs):
-        space, hardware = self.problem.space, self.problem.hardware
-        X = space.canonical_encoding(np.stack([space.encode(space.sample(self.rng))
-                                               for _ in range(self.oversample * n_samples)]))
-        X = np.unique(X, axis=0)
-        values = hardware.evaluate(X)
-        G = hardware.violations(values)
-        feasible = np.all(G <= 0, axis=1) if G.shape[1] else np.ones(len(X), dtype=bool)
-        if feasible.sum() >= n_samples:
-            X = X[feasible]
-            values = {k: v[feasible] for k, v in values.items()}
-        ranks = np.mean([np.argsort(np.argsort(v)) for v in values.values()], axis=0)
-        order = np.argsort(ranks, kind="stable")
-        picks = order[np.round(np.linspace(0, len(order) - 1, n_samples)).astype(int)]
-        return X[picks]
+        return cost_spread(self.problem, self.rng, n_samples, self.oversample)
 
 
 class ArchitectureMutation(Mutation):
