@@ -17,7 +17,9 @@ exceptions.
      │                         precision or task it is used for
      ├── DataError             a dataset cannot be read or is malformed
      ├── SearchError           a search run cannot start or resume (run folder, settings)
-     ├── MissingExtraError     an optional dependency group is not installed
+     ├── ExportError           a run cannot be exported (members, formats, output folder), or a
+ │                         bundle cannot be read, deployed or verified
+ ├── MissingExtraError     an optional dependency group is not installed
      └── ExportCheckError      a built model does not round-trip through ONNX Runtime
 
 ``SpaceError`` and ``ArchitectureError`` are also ``ValueError`` so that library
@@ -53,6 +55,10 @@ class DataError(EdgenasError):
 
 class SearchError(EdgenasError):
     """A search cannot start or resume: run folder, settings or constraints."""
+
+
+class ExportError(EdgenasError):
+    """A run cannot be exported, or a bundle cannot be read, deployed or verified."""
 
 
 class MissingExtraError(EdgenasError, ImportError):

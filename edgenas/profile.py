@@ -61,10 +61,11 @@ class MeasurementSettings:
     seed: int = 0
     energy_min_seconds: float = 0.1
 
-    def runs_for(self, space: SearchSpace) -> int:
+    def runs_for(self, space: SearchSpace | None, resolution: int | None = None) -> int:
+        """Runs per round: as set, else by input size (the space's largest resolution, or ``resolution``)."""
         if self.runs_per_round is not None:
             return self.runs_per_round
-        return 20 if max(space.resolutions) <= 64 else 6
+        return 20 if (resolution or max(space.resolutions)) <= 64 else 6
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ def _write_models(
 
 def measure(
     device: Device,
-    space: SearchSpace,
+    space: SearchSpace | None,
     specs: Sequence[ModelSpec],
     precision: Precision,
     in_channels: int,
@@ -135,6 +136,9 @@ def measure(
     transport: Transport | None = None,
 ) -> dict:
     """Build, copy and time ``specs`` on ``device``; resumable through ``workdir``.
+
+    Model files already in ``workdir/models`` are timed as they are (``space``
+    may then be None, with ``settings.runs_per_round`` set).
 
     Returns ``{"runtime_version": ..., "energy_source": ..., "results": {id: {"rounds_ms": [[...], ...],
     "energy_mj": [...]}}}``: every run's time, grouped by round, and energy per round.

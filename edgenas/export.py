@@ -1,0 +1,454 @@
+"""Export front members as deployable bundles, each file verified in its real runtime.
+
+``export_run(run_dir, ...)`` rebuilds each chosen member of a search run with
+its trained weights (retraining it with the run's recipe if the run kept
+none, and saying so) and writes one bundle per member:
+
+- ``model.fp32.onnx`` (torch's ONNX exporter) and ``model.int8.onnx`` (ONNX
+  Runtime ``quant_pre_process`` + ``quantize_static``: QDQ, per-channel int8
+  weights, uint8 activations, min-max calibration on training images);
+- ``model.fp32.tflite`` (litert-torch, NHWC input) and ``model.int8.tflite``
+  (ai-edge-quantizer static int8, min-max calibration), with the ``tflite`` extra;
+- ``metadata.json``: architecture, input shape and layout, normalisation, labels,
+  the predicted latency/energy/memory/size on the search's device (the very
+  values the search used), measured fp32 and int8 accuracy, file sizes, tool version;
+- ``samples.npz`` (a few validation images with labels) and ``run.py``, a
+  standalone runner that needs only numpy and one runtime
+  (:mod:`edgenas.bundle_runner`).
+
+Every file is verified: ``onnx.checker`` for ONNX; fp32 outputs against torch;
+accuracy on the run's validation split in the runtime, through the same code as
+``run.py``; int8 argmax agreement with torch; size on disk; latency on this
+machine (the agent's timing, as in profiling) against the table's prediction
+where the run's device is this machine with that runtime and precision.  An
+int8 accuracy drop above ``max_drop_pct`` points flags the member instead of
+shipping it silently.  A member that fails is reported and the others go on.
+
+``deploy_bundle`` copies a bundle to a device through its transport and runs
+``run.py`` there; ``verify_bundle`` times the bundle's model on the device with
+the profiling agent and compares the latency with the prediction.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgenas import __version__
+from edgenas.cost import Precision
+from edgenas.errors import ExportError, MissingExtraError
+
+__all__ = ["FORMATS", "FileReport", "MemberReport", "deploy_bundle", "export_run", "verify_bundle"]
+
+#: Export formats and the runtime that runs each.
+FORMATS = {"onnx": "onnxruntime", "tflite": "litert"}
+SUFFIX = {"onnx": ".onnx", "tflite": ".tflite"}
+#: Validation images stored in a bundle for ``run.py --check``.
+SAMPLES = 20
+
+
+@dataclass
+class FileReport:
+    """One exported model file and what its verification measured."""
+
+    file: str
+    format: str
+    precision: str
+    size_kb: float
+    accuracy: float | None = None  # validation top-1 in the runtime, [0, 1]
+    max_abs_diff: float | None = None  # fp32: largest output difference from torch
+    agreement: float | None = None  # share of validation images with torch's top-1
+    latency_ms: float | None = None  # measured on this machine (fastest round's median)
+    predicted_latency_ms: float | None = None  # the table's prediction, where it applies
+
+
+@dataclass
+class MemberReport:
+    id: int
+    arch: str
+    status: str = "ok"  # "ok", "flagged" (exported, but a check is off) or "failed" (no bundle)
+    reason: str = ""
+    bundle: str | None = None
+    torch_accuracy: float | None = None
+    files: list[FileReport] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _log_default(message: str) -> None:
+    print(f"edgenas: {message}", file=sys.stderr)
+
+
+def parse_formats(text: str | Sequence[str]) -> tuple[str, ...]:
+    names = [t.strip() for t in (text.split(",") if isinstance(text, str) else text) if t.strip()]
+    unknown = [n for n in names if n not in FORMATS]
+    if unknown or not names:
+        raise ExportError(f"unknown export format(s) {', '.join(unknown) or '(none)'}; choose from "
+                          f"{', '.join(FORMATS)}, e.g. --formats onnx,tflite")
+    return tuple(dict.fromkeys(names))
+
+
+def _require_tflite() -> None:
+    """Fail early, before any work, when the ``tflite`` extra is missing (without importing it: that is slow)."""
+    from importlib.util import find_spec
+
+    for module, package in (("litert_torch", "litert-torch"), ("ai_edge_quantizer", "ai-edge-quantizer"),
+                            ("ai_edge_litert", "ai-edge-litert")):
+        if find_spec(module) is None:
+            raise MissingExtraError(package, "tflite", "TFLite export")
+
+
+def select_members(evaluations, objectives, members: str):
+    """The evaluations to export: ``front`` or comma-separated archive ids (as ``edgenas front`` lists them)."""
+    from edgenas.search import pareto_front
+
+    if members.strip() == "front":
+        chosen = pareto_front(evaluations, objectives)
+        if not chosen:
+            raise ExportError("the run has no front yet (no trained, feasible network): nothing to export")
+        return chosen
+    by_id = {e.id: e for e in evaluations}
+    chosen = []
+    for part in members.split(","):
+        try:
+            key = int(part)
+        except ValueError:
+            raise ExportError(f"--members takes 'front' or archive ids like 3,17 (see 'edgenas front RUN'), "
+                              f"got {part.strip()!r}") from None
+        if key not in by_id:
+            raise ExportError(f"the run has no evaluation with id {key}; 'edgenas front RUN' lists the ids")
+        if by_id[key].status != "ok":
+            raise ExportError(f"evaluation {key} ({by_id[key].arch}) was not trained ({by_id[key].status}): "
+                              "choose a trained network")
+        chosen.append(by_id[key])
+    return chosen
+
+
+# --------------------------------------------------------------------- run
+@dataclass
+class _RunContext:
+    run_dir: Path
+    resolved: dict
+    space: object
+    train: tuple
+    val: tuple
+    raw_val: np.ndarray
+    calibration: np.ndarray
+    data: object
+    mean: np.ndarray
+    std: np.ndarray
+    precision: Precision  # the search's precision (its table's)
+    device: dict
+
+
+def _load_context(run_dir: Path, resolved: dict) -> _RunContext:
+    from edgenas.data import load_data
+    from edgenas.space import space_from_dict
+
+    config = resolved["config"]
+    space_dict = {k: v for k, v in resolved["space"].items() if k != "fingerprint"}
+    space = space_from_dict(space_dict, source=f"{run_dir}/config.json")
+    data = load_data(config["data"]).resized(max(space.resolutions))
+    split = data.split(config["val_fraction"], config["seed"])
+    train, val = split.normalised("train"), split.normalised("val")
+    rng = np.random.default_rng(config["seed"])
+    calibration = train[0][rng.choice(len(train[1]), size=min(128, len(train[1])), replace=False)]
+    return _RunContext(run_dir, resolved, space, train, val, data.x[split.val], calibration, data, split.mean,
+                       split.std, Precision(config["precision"]), resolved.get("device", {}))
+
+
+def export_run(
+    run_dir: str | Path,
+    *,
+    members: str = "front",
+    formats: str | Sequence[str] = ("onnx",),
+    precision: str = "int8",
+    out: str | Path | None = None,
+    measure_latency: bool = True,
+    max_drop_pct: float = 1.0,
+    log: Callable[[str], None] = _log_default,
+) -> tuple[Path, list[MemberReport]]:
+    """Export members of a search run; see the module docstring.  Returns the output folder and one report each."""
+    from edgenas.search import load_run
+
+    run_dir = Path(run_dir)
+    formats = parse_formats(formats)
+    try:
+        precision = Precision(precision)
+    except ValueError:
+        raise ExportError(f"--precision must be int8 or fp32, got {precision!r}") from None
+    if "tflite" in formats:
+        _require_tflite()
+    resolved, evaluations, objectives = load_run(run_dir)
+    if "space" not in resolved or "data" not in resolved:
+        raise ExportError(f"{run_dir}/config.json is missing or incomplete: the run cannot be rebuilt")
+    chosen = select_members(evaluations, objectives, members)
+    out = Path(out) if out else Path("export") / run_dir.resolve().name
+    out.mkdir(parents=True, exist_ok=True)
+    log(f"exporting {len(chosen)} member(s) of {run_dir} as {', '.join(formats)} ({precision.value}) into {out}")
+    ctx = _load_context(run_dir, resolved)
+    reports = []
+    for n, ev in enumerate(chosen, 1):
+        log(f"[{n}/{len(chosen)}] member {ev.id}: {ev.arch}")
+        report = MemberReport(ev.id, ev.arch)
+        final = out / f"member-{ev.id}"
+        staging = out / f".member-{ev.id}.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            _export_member(ctx, ev, formats, precision, staging, report, measure_latency, max_drop_pct, log)
+            shutil.rmtree(final, ignore_errors=True)
+            staging.replace(final)
+            report.bundle = str(final)
+        except Exception as exc:  # noqa: BLE001 - one member's failure, whatever it is, spares the others
+            report.status, report.reason = "failed", f"{type(exc).__name__}: {exc}"
+            shutil.rmtree(staging, ignore_errors=True)
+            log(f"member {ev.id} failed: {report.reason}")
+        reports.append(report)
+    summary = {"run": str(run_dir), "formats": list(formats), "precision": precision.value, "edgenas": __version__,
+               "members": [asdict(r) for r in reports]}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return out, reports
+
+
+def _export_member(ctx: _RunContext, ev, formats, precision: Precision, folder: Path, report: MemberReport,
+                   measure_latency: bool, max_drop_pct: float, log) -> None:
+    import onnx
+    import torch
+
+    from edgenas import bundle_runner
+    from edgenas.model import build_model, export_onnx, onnx_matches_torch
+    from edgenas.opmodels import quantize_onnx_int8, write_tflite_model
+    from edgenas.search import SearchConfig, weights_path
+    from edgenas.train import evaluate_accuracy, load_weights, train_candidate
+
+    folder.mkdir(parents=True)
+    space, data = ctx.space, ctx.data
+    arch = space.parse(ev.arch)
+    path = weights_path(ctx.run_dir, ev.weights) if ev.weights else None
+    if path is not None and path.is_file():
+        model = build_model(space, arch, data.num_classes, data.in_channels)
+        model.load_state_dict(load_weights(path))
+    else:  # the search's recipe, seed and thread count: the same weights it trained
+        import os
+
+        config = ctx.resolved["config"]
+        seed = ev.seed or 0
+        note = f"retrained: the run kept no weights for this member ({config['epochs']} epochs, seed {seed})"
+        log(note)
+        report.notes.append(note)
+        cores = os.cpu_count() or 1
+        threads = max(1, cores // min(config["workers"], cores))
+        fields = {k: v for k, v in config.items() if k in SearchConfig.__dataclass_fields__}
+        train_cfg = SearchConfig(**fields).train_config(threads)
+        torch.manual_seed(seed)
+        model = build_model(space, arch, data.num_classes, data.in_channels)
+        result = train_candidate(model, ctx.train, ctx.val, train_cfg, seed)
+        if result.status != "ok":
+            raise ExportError(f"retraining failed: {result.reason}")
+    model.eval()
+    report.torch_accuracy = evaluate_accuracy(model, *ctx.val)
+    if ev.accuracy is not None and abs(report.torch_accuracy - ev.accuracy) > 1e-9 and not report.notes:
+        report.notes.append(f"torch accuracy {100 * report.torch_accuracy:.2f}% differs from the search's "
+                            f"{100 * ev.accuracy:.2f}%")
+    with torch.no_grad():
+        torch_logits = model(torch.from_numpy(ctx.val[0])).numpy()
+    torch_top1 = torch_logits.argmax(1)
+    shape = model.input_shape
+    precisions = [Precision.FP32] + ([Precision.INT8] if precision is Precision.INT8 else [])
+    for fmt in formats:
+        for prec in precisions:
+            name = f"model.{prec.value}{SUFFIX[fmt]}"
+            target = folder / name
+            if fmt == "onnx":
+                if prec is Precision.FP32:
+                    export_onnx(model, shape, target, dynamo=True)
+                else:
+                    quantize_onnx_int8(folder / f"model.fp32{SUFFIX[fmt]}", target, ctx.calibration)
+                onnx.checker.check_model(str(target))
+            else:
+                write_tflite_model(model, shape, target, prec, ctx.calibration)
+            runtime_model = bundle_runner.open_model(str(target), threads=1)
+            nhwc = ctx.val[0].transpose(0, 2, 3, 1)
+            logits = np.concatenate([runtime_model(nhwc[i : i + 1]) for i in range(len(nhwc))])
+            file = FileReport(name, fmt, prec.value, round(target.stat().st_size / 1024, 2),
+                              accuracy=float(np.mean(logits.argmax(1) == ctx.val[1])),
+                              agreement=float(np.mean(logits.argmax(1) == torch_top1)))
+            if prec is Precision.FP32:
+                file.max_abs_diff = float(np.abs(logits - torch_logits).max())
+                if fmt == "onnx":
+                    onnx_matches_torch(model, target, ctx.val[0][:16])  # raises beyond 1e-4
+                elif file.max_abs_diff > 1e-3:
+                    raise ExportError(f"{name} differs from torch by {file.max_abs_diff:.3g} (allowed 1e-3)")
+            if measure_latency:
+                _local_latency(ctx, ev, arch, fmt, prec, target, file)
+            report.files.append(file)
+            log(f"  {name}: {file.size_kb:.1f} KiB, accuracy {100 * file.accuracy:.2f}%"
+                + (f", {file.latency_ms:.3f} ms here" if file.latency_ms is not None else "")
+                + (f" (predicted {file.predicted_latency_ms:.3f} ms)" if file.predicted_latency_ms is not None else ""))
+        if precision is Precision.INT8:
+            fp32, int8 = report.files[-2], report.files[-1]
+            drop = 100 * (fp32.accuracy - int8.accuracy)
+            if drop > max_drop_pct:
+                report.status = "flagged"
+                report.reason = (f"{fmt} int8 loses {drop:.2f} accuracy points against fp32 (limit {max_drop_pct:g}); "
+                                 "check before shipping")
+                log(f"  flagged: {report.reason}")
+    _write_bundle_files(ctx, ev, arch, model, folder, report, precision, formats)
+
+
+def _local_latency(ctx: _RunContext, ev, arch, fmt: str, prec: Precision, target: Path, file: FileReport) -> None:
+    """Time ``target`` on this machine; attach the prediction when the run's device is this machine's runtime."""
+    from edgenas.devices import get_device
+
+    device_name = {"onnx": "local-ort", "tflite": "local-litert"}[fmt]
+    device = get_device(device_name)
+    file.latency_ms = time_model_files(device, [target], arch.resolution)[0]
+    run_device = ctx.device
+    if (run_device.get("transport", "local") == "local" and run_device.get("runtime") == FORMATS[fmt]
+            and prec is ctx.precision and "latency" in ev.objectives):
+        file.predicted_latency_ms = float(ev.objectives["latency"])
+
+
+def time_model_files(device, files: Sequence[Path], resolution: int, quiet: bool = True) -> list[float]:
+    """Latency (ms) of model files on ``device``, timed in the same shuffled rounds by the profiling agent.
+
+    The statistic is profiling's (the fastest round's median), so measured and
+    predicted latencies are comparable; timing several files together makes
+    their ratios robust to a machine whose speed drifts.
+    """
+    from edgenas.profile import MeasurementSettings, ModelSpec, latency_statistic, measure
+
+    settings = MeasurementSettings()
+    settings = MeasurementSettings(runs_per_round=settings.runs_for(None, resolution))
+    with tempfile.TemporaryDirectory(prefix="edgenas-time-") as tmp:
+        models = Path(tmp) / "models"
+        models.mkdir()
+        specs = []
+        for i, path in enumerate(files):
+            name = f"{i}-{Path(path).name}"
+            shutil.copyfile(path, models / name)
+            specs.append(ModelSpec(str(i), name))
+        result = measure(device, None, specs, Precision.FP32, 0, 0, settings, Path(tmp), quiet=quiet)
+    return [latency_statistic(result["results"][s.id]["rounds_ms"]) for s in specs]
+
+
+def _write_bundle_files(ctx: _RunContext, ev, arch, model, folder: Path, report: MemberReport,
+                        precision: Precision, formats) -> None:
+    from edgenas import bundle_runner
+    from edgenas.objectives import Objective
+
+    rng = np.random.default_rng(0)
+    pick = np.sort(rng.choice(len(ctx.val[1]), size=min(SAMPLES, len(ctx.val[1])), replace=False))
+    images = ctx.raw_val[pick].transpose(0, 2, 3, 1).astype(np.float32)  # H x W x C in [0, 1]
+    np.savez(folder / "samples.npz", images=images, labels=ctx.val[1][pick].astype(np.int64))
+    shutil.copyfile(bundle_runner.__file__, folder / "run.py")
+    deployed = [f"model.{precision.value}{SUFFIX[fmt]}" for fmt in formats]
+    predicted = {o.column: float(ev.objectives[o.value]) for o in Objective
+                 if o is not Objective.ERROR and ev.objectives.get(o.value) is not None}
+    accuracy = {f.file: f.accuracy for f in report.files}
+    metadata = {
+        "format_version": 1,
+        "edgenas": __version__,
+        "member": ev.id,
+        "architecture": ev.arch,
+        "input": {"channels": ctx.data.in_channels, "resolution": arch.resolution, "dtype": "float32",
+                  "layout": {"onnx": "NCHW", "tflite": "NHWC"}, "range": "[0, 1] before normalisation"},
+        "normalization": {"mean": [float(v) for v in ctx.mean], "std": [float(v) for v in ctx.std]},
+        "labels": [str(c) for c in ctx.data.classes],
+        "data": ctx.resolved["config"]["data"],
+        "precision": precision.value,
+        "default_models": deployed,
+        "files": [f.file for f in report.files],
+        "predicted": {"device": ctx.device.get("name"), "runtime": ctx.device.get("runtime"),
+                      "precision": ctx.precision.value, "table": Path(ctx.resolved.get("table") or "").name or None,
+                      **predicted},
+        "accuracy": {"search": ev.accuracy, "torch": report.torch_accuracy, **accuracy},
+        "verification": [asdict(f) for f in report.files],
+        "status": report.status,
+        "reason": report.reason,
+        "notes": report.notes,
+    }
+    (folder / "metadata.json").write_text(json.dumps(metadata, indent=1) + "\n")
+
+
+# ------------------------------------------------------------------ bundles
+def read_bundle(bundle: str | Path) -> dict:
+    bundle = Path(bundle)
+    meta = bundle / "metadata.json"
+    if not meta.is_file():
+        raise ExportError(f"{bundle} is not a bundle (no metadata.json); export one with: edgenas export RUN")
+    try:
+        data = json.loads(meta.read_text())
+    except json.JSONDecodeError as exc:
+        raise ExportError(f"{meta} is not valid JSON ({exc}); export the bundle again") from None
+    if data.get("format_version") != 1:
+        raise ExportError(f"{meta} has format version {data.get('format_version')!r}; this edgenas reads version 1")
+    return data
+
+
+def _bundle_model(bundle: Path, meta: dict, device, model: str | None) -> str:
+    if model:
+        if model not in meta["files"]:
+            raise ExportError(f"the bundle has no model {model}; it has {', '.join(meta['files'])}")
+        return model
+    fmt = "tflite" if device.runtime == "litert" else "onnx"
+    wanted = f"model.{meta['precision']}{SUFFIX[fmt]}"
+    if wanted not in meta["files"]:
+        raise ExportError(f"device {device.name} runs {device.runtime}, but the bundle has no {wanted}; export with "
+                          f"--formats {fmt}, or pick a file with --model")
+    return wanted
+
+
+def deploy_bundle(bundle: str | Path, device_name: str, model: str | None = None) -> dict:
+    """Copy ``bundle`` to the device, then run ``run.py --check`` and ``run.py --time`` there."""
+    from edgenas.devices import get_device
+    from edgenas.transports import make_transport
+
+    bundle = Path(bundle)
+    meta = read_bundle(bundle)
+    device = get_device(device_name)
+    if device.kind == "adb":
+        raise ExportError("deploying to Android (adb) is not supported: bundles need Python on the device; "
+                          "time the .tflite with benchmark_model, or use an ssh device")
+    name = _bundle_model(bundle, meta, device, model)
+    transport = make_transport(device, local_workdir=str(bundle.resolve()))
+    remote = str(bundle.resolve()) if device.kind == "local" else transport.path("bundles", bundle.resolve().name)
+    transport.push_dir(bundle, remote)
+    runner = f"{remote}/run.py"
+    threads = str(device.threads)
+    check = json.loads(transport.run([transport.python(), runner, "--check", "--json", "--model", name,
+                                      "--threads", threads]).stdout)
+    timing = json.loads(transport.run([transport.python(), runner, "--time", "--json", "--model", name,
+                                       "--threads", threads]).stdout)
+    return {"device": device.name, "remote": remote, "model": name, "check": check, "time": timing}
+
+
+def verify_bundle(bundle: str | Path, device_name: str, model: str | None = None, tolerance: float = 0.2,
+                  quiet: bool = False) -> dict:
+    """Time the bundle's model on the device (the profiling agent) and compare with the predicted latency."""
+    from edgenas.devices import get_device
+    from edgenas.genome import Architecture
+
+    bundle = Path(bundle)
+    meta = read_bundle(bundle)
+    device = get_device(device_name)
+    name = _bundle_model(bundle, meta, device, model)
+    precision = Precision("int8" if ".int8." in name else "fp32")
+    arch = Architecture.parse(meta["architecture"])
+    measured = time_model_files(device, [bundle / name], arch.resolution, quiet=quiet)[0]
+    predicted = meta["predicted"].get("latency_ms")
+    comparable = (predicted is not None and meta["predicted"].get("precision") == precision.value
+                  and meta["predicted"].get("runtime") == device.runtime)
+    result = {"device": device.name, "model": name, "measured_ms": measured, "predicted_ms": predicted,
+              "predicted_for": meta["predicted"].get("device"), "comparable": comparable}
+    if comparable:
+        result["ratio"] = measured / predicted
+        result["within_tolerance"] = abs(measured / predicted - 1) <= tolerance
+    return result
+

@@ -1,0 +1,216 @@
+"""Export, deploy and verify: real trained members, real ONNX Runtime and LiteRT, a real sshd on loopback."""
+
+import ast
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edgenas.cli import main
+from edgenas.errors import ExportError, MissingExtraError
+from edgenas.export import deploy_bundle, export_run, read_bundle, verify_bundle
+from edgenas.search import SearchConfig, load_run, run_search
+from tests.test_transports import ssh_device
+
+
+@pytest.fixture(scope="module")
+def trained_run(search_setup, tmp_path_factory):
+    run = tmp_path_factory.mktemp("export") / "run"
+    config = SearchConfig(space=search_setup["space"], table=search_setup["table"], population=4, budget=4, epochs=3,
+                          workers=2, run_dir=str(run))
+    result = run_search(config, progress=False, log=lambda m: None)
+    assert len(result.front) >= 1
+    return run
+
+
+@pytest.fixture(scope="module")
+def exported(trained_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bundles")
+    folder, reports = export_run(trained_run, formats="onnx,tflite", out=out, log=lambda m: None)
+    return folder, reports
+
+
+def test_export_writes_verified_bundles(trained_run, exported):
+    folder, reports = exported
+    _, evaluations, _ = load_run(trained_run)
+    by_id = {e.id: e for e in evaluations}
+    assert reports and all(r.status in ("ok", "flagged") for r in reports)
+    for r in reports:
+        bundle = folder / f"member-{r.id}"
+        assert r.bundle == str(bundle)
+        names = {"model.fp32.onnx", "model.int8.onnx", "model.fp32.tflite", "model.int8.tflite", "metadata.json",
+                 "run.py", "samples.npz"}
+        assert names <= {p.name for p in bundle.iterdir()}
+        meta = read_bundle(bundle)
+        assert meta["architecture"] == r.arch == by_id[r.id].arch
+        assert meta["input"] == {"channels": 1, "resolution": 8, "dtype": "float32",
+                                 "layout": {"onnx": "NCHW", "tflite": "NHWC"}, "range": "[0, 1] before normalisation"}
+        assert meta["labels"] == [str(i) for i in range(10)] and len(meta["normalization"]["mean"]) == 1
+        assert meta["predicted"]["device"] == "local-ort" and meta["predicted"]["precision"] == "int8"
+        assert meta["predicted"]["latency_ms"] == pytest.approx(by_id[r.id].objectives["latency"], rel=1e-5)
+        assert meta["default_models"] == ["model.int8.onnx", "model.int8.tflite"]
+        files = {f.file: f for f in r.files}
+        # The weights are the search's: torch and fp32 files give the accuracy the search measured.
+        assert r.torch_accuracy == pytest.approx(by_id[r.id].accuracy)
+        assert files["model.fp32.onnx"].accuracy == pytest.approx(r.torch_accuracy)
+        assert files["model.fp32.onnx"].max_abs_diff < 1e-4 and files["model.fp32.tflite"].max_abs_diff < 1e-3
+        assert files["model.int8.onnx"].agreement > 0.9 and files["model.int8.tflite"].agreement > 0.9
+        for f in r.files:
+            assert f.size_kb == pytest.approx((bundle / f.file).stat().st_size / 1024, abs=0.01)
+            assert f.latency_ms > 0
+            assert meta["accuracy"][f.file] == f.accuracy
+        assert files["model.int8.onnx"].size_kb < files["model.fp32.onnx"].size_kb  # tiny nets: quant params weigh in
+        assert files["model.int8.onnx"].predicted_latency_ms == pytest.approx(meta["predicted"]["latency_ms"], abs=1e-6)
+        assert files["model.fp32.onnx"].predicted_latency_ms is None  # the table is int8: no fp32 prediction
+        drop = files["model.fp32.onnx"].accuracy - files["model.int8.onnx"].accuracy
+        assert (r.status == "flagged") == (100 * drop > 1.0 or 100 * (
+            files["model.fp32.tflite"].accuracy - files["model.int8.tflite"].accuracy) > 1.0)
+    summary = json.loads((folder / "summary.json").read_text())
+    assert [m["id"] for m in summary["members"]] == [r.id for r in reports]
+
+
+def test_the_runner_needs_only_numpy_and_a_runtime(exported):
+    source = (exported[0] / f"member-{exported[1][0].id}" / "run.py").read_text()
+    imported = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add(node.module.split(".")[0])
+    stdlib = {"__future__", "argparse", "json", "os", "sys", "time"}
+    assert imported - stdlib == {"numpy", "onnxruntime", "ai_edge_litert", "tflite_runtime", "PIL"}
+    assert "__import__(runtime)" in source  # runtimes are imported only when present
+
+
+def test_the_runner_classifies_and_times(exported, tmp_path):
+    bundle = exported[0] / f"member-{exported[1][0].id}"
+    meta = read_bundle(bundle)
+    run = [sys.executable, str(bundle / "run.py")]
+    for model in ("model.int8.onnx", "model.fp32.tflite"):
+        check = json.loads(subprocess.run(run + ["--check", "--json", "--model", model], capture_output=True,
+                                          text=True, check=True).stdout)
+        assert check["samples"] == 20 and check["correct"] >= 14
+    samples = np.load(bundle / "samples.npz")
+    np.save(tmp_path / "a.npy", samples["images"][0])
+    pixels = (samples["images"][0][:, :, 0] * 255).round().astype(np.uint8)
+    (tmp_path / "a.pgm").write_bytes(b"P5\n# a comment\n8 8\n255\n" + pixels.tobytes())
+    out = json.loads(subprocess.run(run + [str(tmp_path / "a.npy"), str(tmp_path / "a.pgm"), "--json"],
+                                    capture_output=True, text=True, check=True).stdout)
+    assert out[0]["label"] in meta["labels"] and out[0]["label"] == out[1]["label"]
+    timing = json.loads(subprocess.run(run + ["--time", "--runs", "20", "--json"], capture_output=True, text=True,
+                                       check=True).stdout)
+    assert timing["model"] == "model.int8.onnx" and timing["median_ms"] > 0
+
+
+def test_a_failing_member_spares_the_others(trained_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    _, evaluations, _ = load_run(run)
+    trained = [e for e in evaluations if e.status == "ok"]
+    broken, other = trained[0], trained[1]
+    (run / broken.weights).write_bytes(b"not a safetensors file")
+    code = main(["export", str(run), "--members", f"{broken.id},{other.id}", "--out", str(tmp_path / "out"),
+                 "--no-latency"])
+    assert code == 1
+    printed = capsys.readouterr().out
+    assert f"member {broken.id} failed" in printed and "1 of 2 bundle(s)" in printed
+    assert (tmp_path / "out" / f"member-{other.id}" / "model.int8.onnx").is_file()
+    assert not (tmp_path / "out" / f"member-{broken.id}").exists()
+    assert not list((tmp_path / "out").glob(".member-*"))  # no half-written bundle left
+
+
+def test_a_member_without_weights_is_retrained_and_says_so(trained_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    _, evaluations, _ = load_run(run)
+    member = next(e for e in evaluations if e.status == "ok")
+    (run / member.weights).unlink()
+    _, reports = export_run(run, members=str(member.id), out=tmp_path / "out", measure_latency=False,
+                            log=lambda m: None)
+    assert reports[0].status in ("ok", "flagged") and reports[0].notes[0].startswith("retrained")
+    assert reports[0].torch_accuracy == pytest.approx(member.accuracy, abs=0.02)  # the search's recipe and seed
+    assert read_bundle(tmp_path / "out" / f"member-{member.id}")["notes"] == reports[0].notes
+
+
+def test_int8_accuracy_drops_are_flagged(trained_run, tmp_path):
+    _, reports = export_run(trained_run, out=tmp_path, measure_latency=False, max_drop_pct=-100.0,
+                            log=lambda m: None)
+    assert all(r.status == "flagged" and "int8 loses" in r.reason for r in reports)
+    assert all(read_bundle(r.bundle)["status"] == "flagged" for r in reports)
+
+
+def test_fp32_export_has_no_int8_files(trained_run, tmp_path):
+    _, reports = export_run(trained_run, precision="fp32", out=tmp_path, measure_latency=False, log=lambda m: None)
+    assert [f.file for f in reports[0].files] == ["model.fp32.onnx"]
+    assert read_bundle(reports[0].bundle)["default_models"] == ["model.fp32.onnx"]
+
+
+def test_bad_export_input(trained_run, tmp_path, monkeypatch):
+    with pytest.raises(ExportError, match="no evaluation with id 999"):
+        export_run(trained_run, members="999", out=tmp_path)
+    with pytest.raises(ExportError, match="'front' or archive ids"):
+        export_run(trained_run, members="best", out=tmp_path)
+    with pytest.raises(ExportError, match="unknown export format\\(s\\) coreml"):
+        export_run(trained_run, formats="onnx,coreml", out=tmp_path)
+    with pytest.raises(ExportError, match="is not a bundle"):
+        read_bundle(tmp_path)
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "litert_torch" else real(name, *a))
+    with pytest.raises(MissingExtraError, match=r"pip install 'edgenas\[tflite\]'"):
+        export_run(trained_run, formats="tflite", out=tmp_path / "t")
+    assert not (tmp_path / "t").exists()  # refused before any work
+
+
+def test_deploy_and_verify_locally(exported, capsys):
+    bundle = exported[0] / f"member-{exported[1][0].id}"
+    result = deploy_bundle(bundle, "local-ort")
+    assert result["model"] == "model.int8.onnx" and result["check"]["samples"] == 20 and result["time"]["median_ms"] > 0
+    verified = verify_bundle(bundle, "local-ort", quiet=True)
+    assert verified["comparable"] and verified["measured_ms"] > 0 and 0.2 < verified["ratio"] < 5
+    other = verify_bundle(bundle, "local-litert", quiet=True)
+    assert other["model"] == "model.int8.tflite" and not other["comparable"]  # the prediction is for ONNX Runtime
+    assert main(["verify", str(bundle), "--device", "local-ort", "--tolerance", "100", "--quiet"]) == 0
+    assert "predicted for local-ort" in capsys.readouterr().out
+    assert main(["verify", str(bundle), "--device", "local-ort", "--tolerance", "0", "--quiet"]) == 1
+
+
+def test_deploy_and_verify_over_ssh(exported, sshd, tmp_path):
+    bundle = exported[0] / f"member-{exported[1][0].id}"
+    device = ssh_device(sshd, tmp_path, threads=1)
+    device_file = tmp_path / "loopback.yaml"
+    import yaml
+
+    device_file.write_text(yaml.safe_dump(device.to_dict()))
+    result = deploy_bundle(bundle, str(device_file))
+    assert result["remote"].startswith(str(tmp_path / "remote"))
+    assert (tmp_path / "remote" / "bundles" / bundle.name / "model.int8.onnx").is_file()  # copied over ssh
+    assert result["check"]["samples"] == 20 and result["time"]["runs"] == 100
+    verified = verify_bundle(bundle, str(device_file), quiet=True)
+    assert verified["device"] == "loopback" and verified["comparable"] and verified["measured_ms"] > 0
+
+
+def test_verify_on_android_times_the_tflite_with_benchmark_model(exported, tmp_path):
+    """Over adb (stand-in adb and a benchmark_model replaying the real output format)."""
+    from pathlib import Path
+
+    import yaml
+
+    from edgenas.devices import Device
+
+    fakes = Path(__file__).parent / "fakes"
+    bundle = exported[0] / f"member-{exported[1][0].id}"
+    device = Device("phone", transport="adb:EMU5554", runtime="litert", adb=str(fakes / "adb"),
+                    benchmark_model=str(fakes / "benchmark_model"), workdir=str(tmp_path / "phone"))
+    device_file = tmp_path / "phone.yaml"
+    device_file.write_text(yaml.safe_dump(device.to_dict()))
+    verified = verify_bundle(bundle, str(device_file), quiet=True)
+    size = (bundle / "model.int8.tflite").stat().st_size
+    assert verified["model"] == "model.int8.tflite" and not verified["comparable"]
+    assert verified["measured_ms"] == pytest.approx((100 + size // 1000) / 1000)  # what the stand-in reports
+    with pytest.raises(ExportError, match="not supported"):
+        deploy_bundle(bundle, str(device_file))
