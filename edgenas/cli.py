@@ -168,11 +168,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="epochs of a child that inherits its parent's weights (lemonade; default: 2)")
     search.add_argument("--reward", choices=["penalty", "mnasnet"], default="penalty",
                         help="rl reward: penalty = accuracy - lambda * sum of relative overshoots of the targets; "
-                             "mnasnet = accuracy * (latency / T) ** -0.07 (default: penalty)")
+                             "mnasnet = accuracy * (latency / T) ** w, w = --mnasnet-alpha within T, --mnasnet-beta "
+                             "beyond (default: penalty)")
     for name, unit in (("latency", "ms"), ("energy", "mj"), ("memory", "kb"), ("size", "kb")):
         search.add_argument(f"--target-{name}-{unit}", type=float,
                             help=f"rl target for {name} (default: spread over the space's range to cover the front)")
     search.add_argument("--penalty-weight", type=float, default=0.5, help="rl: lambda of the penalty reward (default: 0.5)")
+    search.add_argument("--mnasnet-alpha", type=float, default=-0.07,
+                        help="rl, mnasnet reward: exponent w when latency <= T (default: -0.07)")
+    search.add_argument("--mnasnet-beta", type=float, default=-0.07,
+                        help="rl, mnasnet reward: exponent w when latency > T (default: -0.07)")
+    search.add_argument("--entropy-weight", type=float, default=0.01,
+                        help="rl: weight of the controller's entropy bonus (default: 0.01)")
     search.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd")
     search.add_argument("--lr", type=float, default=0.05, help="learning rate (default: 0.05)")
     search.add_argument("--label-smoothing", type=float, default=0.0)
@@ -448,7 +455,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         epochs=args.epochs, finetune_epochs=args.finetune_epochs, reward=args.reward,
         target_latency_ms=args.target_latency_ms, target_energy_mj=args.target_energy_mj,
         target_memory_kb=args.target_memory_kb, target_size_kb=args.target_size_kb,
-        penalty_weight=args.penalty_weight, optimizer=args.optimizer, lr=args.lr, label_smoothing=args.label_smoothing,
+        penalty_weight=args.penalty_weight, mnasnet_alpha=args.mnasnet_alpha, mnasnet_beta=args.mnasnet_beta,
+        entropy_weight=args.entropy_weight, optimizer=args.optimizer, lr=args.lr, label_smoothing=args.label_smoothing,
         workers=args.workers, seed=args.seed, run_dir=args.run_dir,
     )
     result = run_search(config, resume=args.resume, progress=not args.quiet, log=_progress_log)

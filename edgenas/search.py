@@ -30,7 +30,7 @@ import sys
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +74,10 @@ class SearchConfig:
     target_energy_mj: float | None = None
     target_memory_kb: float | None = None
     target_size_kb: float | None = None
-    penalty_weight: float = 0.5
+    penalty_weight: float = 0.5  # rl: lambda of the penalty reward
+    mnasnet_alpha: float = -0.07  # rl, mnasnet reward: exponent within the latency target
+    mnasnet_beta: float = -0.07  # ... and beyond it
+    entropy_weight: float = 0.01  # rl: entropy bonus of the controller
     optimizer: str = "sgd"
     lr: float = 0.05
     label_smoothing: float = 0.0
@@ -87,15 +90,16 @@ class SearchConfig:
     IDENTITY = (
         "data", "space", "resolution", "device", "precision", "objectives", "max_latency_ms", "max_energy_mj",
         "max_memory_kb", "max_size_kb", "strategy", "population", "epochs", "finetune_epochs", "reward",
-        "target_latency_ms", "target_energy_mj", "target_memory_kb", "target_size_kb", "penalty_weight", "optimizer",
-        "lr", "label_smoothing", "val_fraction", "seed",
+        "target_latency_ms", "target_energy_mj", "target_memory_kb", "target_size_kb", "penalty_weight",
+        "mnasnet_alpha", "mnasnet_beta", "entropy_weight", "optimizer", "lr", "label_smoothing", "val_fraction", "seed",
     )
 
     def strategy_settings(self) -> StrategySettings:
         targets = tuple((name, value) for name, value in (
             ("latency", self.target_latency_ms), ("energy", self.target_energy_mj), ("memory", self.target_memory_kb),
             ("size", self.target_size_kb)) if value is not None)
-        return StrategySettings(self.population, self.finetune_epochs, self.reward, targets, self.penalty_weight)
+        return StrategySettings(self.population, self.finetune_epochs, self.reward, targets, self.penalty_weight,
+                                self.mnasnet_alpha, self.mnasnet_beta, self.entropy_weight)
 
     def constraints(self) -> Constraints:
         return Constraints(self.max_latency_ms, self.max_energy_mj, self.max_memory_kb, self.max_size_kb)
@@ -330,6 +334,8 @@ def run_search(
     targets = (config.target_latency_ms, config.target_energy_mj, config.target_memory_kb, config.target_size_kb)
     if any(t is not None and not t > 0 for t in targets):
         raise SearchError("--target-* values must be positive")
+    if not (config.penalty_weight >= 0 and config.entropy_weight >= 0):
+        raise SearchError("--penalty-weight and --entropy-weight must be zero or positive")
     if not 0 < config.val_fraction < 1:
         raise SearchError("--val-fraction must be between 0 and 1")
     objectives = parse_objectives(config.objectives)
@@ -348,7 +354,10 @@ def run_search(
             raise SearchError(f"nothing to resume in {run_dir}: it has no archive.sqlite")
         with Archive(archive_path) as previous:
             saved = previous.get_meta("config")
-        different = [k for k in SearchConfig.IDENTITY if saved.get(k) != getattr(config, k)]
+        # A setting newer than the run was saved without it: the run used its default.
+        defaults = {f.name: f.default for f in fields(SearchConfig)}
+        saved = {k: saved.get(k, defaults[k]) for k in SearchConfig.IDENTITY}
+        different = [k for k in SearchConfig.IDENTITY if saved[k] != getattr(config, k)]
         if different:
             raise SearchError(
                 f"{run_dir} was started with other settings ({', '.join(f'{k}={saved.get(k)!r}' for k in different)}); "

@@ -72,6 +72,15 @@ def test_resume_refuses_other_settings_and_fresh_runs_refuse_old_folders(setup, 
         run_search(config(setup, tmp_path / "r", epochs=3), resume=True, progress=False, log=lambda m: None)
     with pytest.raises(SearchError, match="nothing to resume"):
         run_search(config(setup, tmp_path / "none"), resume=True, progress=False, log=lambda m: None)
+    # A run saved before a setting existed resumes under that setting's default, and only under it.
+    with Archive(tmp_path / "r" / "archive.sqlite") as archive:
+        saved = archive.get_meta("config")
+        del saved["entropy_weight"]
+        archive.set_meta("config", saved)
+    with pytest.raises(SearchError, match=r"other settings \(entropy_weight=0.01\)"):
+        run_search(config(setup, tmp_path / "r", entropy_weight=0.1), resume=True, progress=False, log=lambda m: None)
+    result = run_search(config(setup, tmp_path / "r", budget=5), resume=True, progress=False, log=lambda m: None)
+    assert result.trained == 5
 
 
 def test_hard_limits_reject_before_training(setup, tmp_path):
@@ -125,6 +134,7 @@ def test_a_killed_search_resumes(setup, tmp_path):
         (["search", "--resume"], "--resume needs --run-dir"),
         (["search", "--budget", "0"], "--budget, --epochs, --finetune-epochs and --workers must be at least 1"),
         (["search", "--max-size-kb", "-3"], "--max-size-kb must be positive"),
+        (["search", "--entropy-weight", "-1"], "--penalty-weight and --entropy-weight must be zero or positive"),
     ],
 )
 def test_bad_search_input_is_one_line(setup, tmp_path, capsys, argv, fragment):
@@ -199,7 +209,8 @@ def test_rl_search_with_the_mnasnet_reward_from_the_cli(setup, tmp_path, capsys)
 
     run = tmp_path / "rl"
     code = main(["search", "--space", setup["space"], "--table", setup["table"], "--strategy", "rl", "--reward",
-                 "mnasnet", "--target-latency-ms", "0.05", "--population", "4", "--budget", "8", "--epochs", "1",
+                 "mnasnet", "--target-latency-ms", "0.05", "--mnasnet-beta", "-0.5", "--entropy-weight", "0.05",
+                 "--population", "4", "--budget", "8", "--epochs", "1",
                  "--workers", "1", "--run-dir", str(run), "--quiet"])
     assert code == 0
     with Archive(run / "archive.sqlite") as archive:
@@ -207,6 +218,12 @@ def test_rl_search_with_the_mnasnet_reward_from_the_cli(setup, tmp_path, capsys)
         saved = archive.get_meta("config")
     assert len(evaluations) == 8 and all(e.strategy == "rl" for e in evaluations)
     assert saved["reward"] == "mnasnet" and saved["target_latency_ms"] == 0.05
+    assert (saved["mnasnet_alpha"], saved["mnasnet_beta"], saved["entropy_weight"]) == (-0.07, -0.5, 0.05)
+    from edgenas.search import SearchConfig
+    from edgenas.strategies import get_strategy
+
+    rl = get_strategy("rl", SearchConfig(**{k: saved[k] for k in SearchConfig.IDENTITY}).strategy_settings()).rl
+    assert (rl.reward, rl.alpha, rl.beta, rl.entropy_weight) == ("mnasnet", -0.07, -0.5, 0.05)
     code = main(["search", "--space", setup["space"], "--table", setup["table"], "--strategy", "rl",
                  "--target-energy-mj", "1", "--run-dir", str(tmp_path / "bad"), "--quiet"])
     assert code == 1 and "target(s) for energy" in capsys.readouterr().err
