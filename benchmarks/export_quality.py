@@ -29,14 +29,12 @@ import torch
 
 import edgenas
 from edgenas.devices import get_device
-from edgenas.export import export_run, time_model_files
+from edgenas.export import LOCAL_DEVICES, SUFFIX, export_run, time_model_files
+from edgenas.genome import Architecture
 from edgenas.model import build_model, export_onnx
 from edgenas.opmodels import quantize_onnx_int8, write_tflite_model
 from edgenas.search import SearchConfig, run_search
 from edgenas.space import get_space
-
-DEVICES = {"onnx": "local-ort", "tflite": "local-litert"}
-SUFFIX = {"onnx": ".onnx", "tflite": ".tflite"}
 
 
 def ratios(folder: Path, formats, resolution: int) -> dict:
@@ -44,7 +42,7 @@ def ratios(folder: Path, formats, resolution: int) -> dict:
     out = {}
     for fmt in formats:
         files = [folder / f"model.fp32{SUFFIX[fmt]}", folder / f"model.int8{SUFFIX[fmt]}"]
-        fp32_ms, int8_ms = time_model_files(get_device(DEVICES[fmt]), files, resolution)
+        fp32_ms, int8_ms = time_model_files(get_device(LOCAL_DEVICES[fmt]), files, resolution)
         fp32_kb, int8_kb = (f.stat().st_size / 1024 for f in files)
         out[fmt] = {"fp32_ms": fp32_ms, "int8_ms": int8_ms, "latency_ratio": int8_ms / fp32_ms,
                     "fp32_kb": fp32_kb, "int8_kb": int8_kb, "size_ratio": int8_kb / fp32_kb}
@@ -89,7 +87,7 @@ def main() -> None:
                 continue
             files = {f.file: f for f in r.files}
             entry = {"id": r.id, "arch": r.arch, "status": r.status}
-            entry.update(ratios(Path(r.bundle), formats, int(r.arch.split("-")[0][1:])))
+            entry.update(ratios(Path(r.bundle), formats, Architecture.parse(r.arch).resolution))
             for fmt in formats:
                 fp32, int8 = files[f"model.fp32{SUFFIX[fmt]}"], files[f"model.int8{SUFFIX[fmt]}"]
                 entry[fmt].update(fp32_accuracy=fp32.accuracy, int8_accuracy=int8.accuracy,

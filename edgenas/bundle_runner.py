@@ -165,21 +165,20 @@ def open_model(path: str, threads: int):
     return TfliteModel(path, threads) if path.endswith(".tflite") else OnnxModel(path, threads)
 
 
+def _installed(runtime: str) -> bool:
+    try:
+        __import__(runtime)
+    except ImportError:
+        return False
+    return True
+
+
 def default_model(meta: dict) -> str:
     """The bundle's preferred model whose runtime is installed."""
     for name in meta["default_models"]:
-        runtime = "onnxruntime" if name.endswith(".onnx") else "ai_edge_litert"
-        try:
-            __import__(runtime)
-        except ImportError:
-            if runtime == "ai_edge_litert":
-                try:
-                    __import__("tflite_runtime")
-                except ImportError:
-                    continue
-            else:
-                continue
-        return name
+        runtimes = ("onnxruntime",) if name.endswith(".onnx") else ("ai_edge_litert", "tflite_runtime")
+        if any(_installed(runtime) for runtime in runtimes):
+            return name
     raise SystemExit("run.py: no runtime for this bundle's models: pip install onnxruntime (for .onnx) or "
                      "ai-edge-litert (for .tflite)")
 

@@ -18,8 +18,8 @@ exceptions.
      ├── DataError             a dataset cannot be read or is malformed
      ├── SearchError           a search run cannot start or resume (run folder, settings)
      ├── ExportError           a run cannot be exported (members, formats, output folder), or a
- │                         bundle cannot be read, deployed or verified
- ├── MissingExtraError     an optional dependency group is not installed
+     │                         bundle cannot be read, deployed or verified
+     ├── MissingExtraError     an optional dependency group is not installed
      └── ExportCheckError      a built model does not round-trip through ONNX Runtime
 
 ``SpaceError`` and ``ArchitectureError`` are also ``ValueError`` so that library

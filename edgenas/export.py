@@ -45,11 +45,16 @@ from edgenas import __version__
 from edgenas.cost import Precision
 from edgenas.errors import ExportError, MissingExtraError
 
-__all__ = ["FORMATS", "FileReport", "MemberReport", "deploy_bundle", "export_run", "verify_bundle"]
+__all__ = [
+    "FORMATS", "LOCAL_DEVICES", "SUFFIX", "FileReport", "MemberReport", "deploy_bundle", "export_run", "read_bundle",
+    "time_model_files", "verify_bundle",
+]
 
 #: Export formats and the runtime that runs each.
 FORMATS = {"onnx": "onnxruntime", "tflite": "litert"}
 SUFFIX = {"onnx": ".onnx", "tflite": ".tflite"}
+#: The shipped device that times each format on this machine.
+LOCAL_DEVICES = {"onnx": "local-ort", "tflite": "local-litert"}
 #: Validation images stored in a bundle for ``run.py --check``.
 SAMPLES = 20
 
@@ -235,17 +240,12 @@ def _export_member(ctx: _RunContext, ev, formats, precision: Precision, folder: 
         model = build_model(space, arch, data.num_classes, data.in_channels)
         model.load_state_dict(load_weights(path))
     else:  # the search's recipe, seed and thread count: the same weights it trained
-        import os
-
-        config = ctx.resolved["config"]
+        config = SearchConfig.from_saved(ctx.resolved["config"])
         seed = ev.seed or 0
-        note = f"retrained: the run kept no weights for this member ({config['epochs']} epochs, seed {seed})"
+        note = f"retrained: the run kept no weights for this member ({config.epochs} epochs, seed {seed})"
         log(note)
         report.notes.append(note)
-        cores = os.cpu_count() or 1
-        threads = max(1, cores // min(config["workers"], cores))
-        fields = {k: v for k, v in config.items() if k in SearchConfig.__dataclass_fields__}
-        train_cfg = SearchConfig(**fields).train_config(threads)
+        train_cfg = config.train_config(config.worker_threads()[1])
         torch.manual_seed(seed)
         model = build_model(space, arch, data.num_classes, data.in_channels)
         result = train_candidate(model, ctx.train, ctx.val, train_cfg, seed)
@@ -259,6 +259,7 @@ def _export_member(ctx: _RunContext, ev, formats, precision: Precision, folder: 
     with torch.no_grad():
         torch_logits = model(torch.from_numpy(ctx.val[0])).numpy()
     torch_top1 = torch_logits.argmax(1)
+    nhwc = ctx.val[0].transpose(0, 2, 3, 1)  # the runner's layout for every format
     shape = model.input_shape
     precisions = [Precision.FP32] + ([Precision.INT8] if precision is Precision.INT8 else [])
     for fmt in formats:
@@ -274,7 +275,6 @@ def _export_member(ctx: _RunContext, ev, formats, precision: Precision, folder: 
             else:
                 write_tflite_model(model, shape, target, prec, ctx.calibration)
             runtime_model = bundle_runner.open_model(str(target), threads=1)
-            nhwc = ctx.val[0].transpose(0, 2, 3, 1)
             logits = np.concatenate([runtime_model(nhwc[i : i + 1]) for i in range(len(nhwc))])
             file = FileReport(name, fmt, prec.value, round(target.stat().st_size / 1024, 2),
                               accuracy=float(np.mean(logits.argmax(1) == ctx.val[1])),
@@ -306,8 +306,7 @@ def _local_latency(ctx: _RunContext, ev, arch, fmt: str, prec: Precision, target
     """Time ``target`` on this machine; attach the prediction when the run's device is this machine's runtime."""
     from edgenas.devices import get_device
 
-    device_name = {"onnx": "local-ort", "tflite": "local-litert"}[fmt]
-    device = get_device(device_name)
+    device = get_device(LOCAL_DEVICES[fmt])
     file.latency_ms = time_model_files(device, [target], arch.resolution)[0]
     run_device = ctx.device
     if (run_device.get("transport", "local") == "local" and run_device.get("runtime") == FORMATS[fmt]

@@ -142,3 +142,7 @@ class HardwareModel:
         n = len(next(iter(values.values())))
         cols = [values[o] / limit - 1 for o, (_, limit) in zip(self.constraints.objectives, self.constraints.items())]
         return np.stack(cols, axis=1) if cols else np.zeros((n, 0))
+
+    def feasible(self, values: dict[Objective, np.ndarray]) -> np.ndarray:
+        """N booleans: within every hard limit (all True without limits)."""
+        return np.all(self.violations(values) <= 0, axis=1)

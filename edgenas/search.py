@@ -41,6 +41,7 @@ from edgenas.cost import Precision
 from edgenas.errors import SearchError
 from edgenas.executors import make_executor
 from edgenas.objectives import HARDWARE, Constraints, HardwareModel, Objective, parse_objectives
+from edgenas.pareto import pareto_front
 from edgenas.strategies import SearchProblem, StrategySettings, get_strategy
 from edgenas.strategies.base import WORST_ERROR_PCT
 from edgenas.train import TrainConfig
@@ -93,6 +94,18 @@ class SearchConfig:
         "target_latency_ms", "target_energy_mj", "target_memory_kb", "target_size_kb", "penalty_weight",
         "mnasnet_alpha", "mnasnet_beta", "entropy_weight", "optimizer", "lr", "label_smoothing", "val_fraction", "seed",
     )
+
+    @classmethod
+    def from_saved(cls, saved: dict) -> SearchConfig:
+        """The config a run saved; a setting newer than the run was saved without it, and takes its default."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in saved.items() if k in names})
+
+    def worker_threads(self) -> tuple[int, int]:
+        """(training processes, torch threads each) on this machine: the cores shared among the workers."""
+        cores = os.cpu_count() or 1
+        workers = min(self.workers, cores)
+        return workers, max(1, cores // workers)
 
     def strategy_settings(self) -> StrategySettings:
         targets = tuple((name, value) for name, value in (
@@ -183,18 +196,6 @@ def _training_seed(arch_text: str, run_seed: int) -> int:
 
 
 # -------------------------------------------------------------------- front
-def pareto_front(evaluations: Sequence[Evaluation], objectives: Sequence[Objective]) -> list[Evaluation]:
-    """Non-dominated feasible, successfully trained evaluations (pymoo's non-dominated sorting)."""
-    from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
-
-    pool = [e for e in evaluations if e.status == "ok" and all(v <= 0 for v in e.violations)]
-    if not pool:
-        return []
-    F = np.array([[e.objectives[o.value] for o in objectives] for e in pool])
-    front = NonDominatedSorting().do(F, only_non_dominated_front=True)
-    return sorted((pool[i] for i in front), key=lambda e: e.objectives[objectives[0].value])
-
-
 def hypervolume(front: Sequence[Evaluation], objectives: Sequence[Objective], reference: Sequence[float]) -> float:
     """pymoo's hypervolume of the front against the run's fixed reference point."""
     from pymoo.indicators.hv import HV
@@ -353,14 +354,12 @@ def run_search(
         if not archive_path.is_file():
             raise SearchError(f"nothing to resume in {run_dir}: it has no archive.sqlite")
         with Archive(archive_path) as previous:
-            saved = previous.get_meta("config")
-        # A setting newer than the run was saved without it: the run used its default.
-        defaults = {f.name: f.default for f in fields(SearchConfig)}
-        saved = {k: saved.get(k, defaults[k]) for k in SearchConfig.IDENTITY}
-        different = [k for k in SearchConfig.IDENTITY if saved[k] != getattr(config, k)]
+            saved = SearchConfig.from_saved(previous.get_meta("config"))
+        different = [k for k in SearchConfig.IDENTITY if getattr(saved, k) != getattr(config, k)]
         if different:
             raise SearchError(
-                f"{run_dir} was started with other settings ({', '.join(f'{k}={saved.get(k)!r}' for k in different)}); "
+                f"{run_dir} was started with other settings "
+                f"({', '.join(f'{k}={getattr(saved, k)!r}' for k in different)}); "
                 "resume with the same settings (only --budget, --time-budget and --workers may change)"
             )
     elif archive_path.exists():
@@ -404,9 +403,7 @@ def run_search(
         archive.set_meta("elapsed_seconds", 0.0)
     (run_dir / "config.json").write_text(json.dumps(resolved, indent=1) + "\n")
 
-    cores = os.cpu_count() or 1
-    workers = min(config.workers, cores)
-    threads = max(1, cores // workers)
+    workers, threads = config.worker_threads()
     train_config = config.train_config(threads)
     init_args = (space.to_dict(), (split.normalised("train"), split.normalised("val")), train_config,
                  data.in_channels, data.num_classes, str(run_dir.resolve()))

@@ -222,7 +222,7 @@ def test_rl_search_with_the_mnasnet_reward_from_the_cli(setup, tmp_path, capsys)
     from edgenas.search import SearchConfig
     from edgenas.strategies import get_strategy
 
-    rl = get_strategy("rl", SearchConfig(**{k: saved[k] for k in SearchConfig.IDENTITY}).strategy_settings()).rl
+    rl = get_strategy("rl", SearchConfig.from_saved(saved).strategy_settings()).rl
     assert (rl.reward, rl.alpha, rl.beta, rl.entropy_weight) == ("mnasnet", -0.07, -0.5, 0.05)
     code = main(["search", "--space", setup["space"], "--table", setup["table"], "--strategy", "rl",
                  "--target-energy-mj", "1", "--run-dir", str(tmp_path / "bad"), "--quiet"])

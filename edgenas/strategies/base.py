@@ -90,8 +90,7 @@ def cost_spread(problem: SearchProblem, rng: np.random.Generator, n: int, oversa
     X = space.canonical_encoding(np.stack([space.encode(space.sample(rng)) for _ in range(oversample * n)]))
     X = np.unique(X, axis=0)
     values = hardware.evaluate(X)
-    G = hardware.violations(values)
-    feasible = np.all(G <= 0, axis=1) if G.shape[1] else np.ones(len(X), dtype=bool)
+    feasible = hardware.feasible(values)
     if feasible.sum() >= n:
         X = X[feasible]
         values = {k: v[feasible] for k, v in values.items()}

@@ -32,13 +32,13 @@ probabilities.
 from __future__ import annotations
 
 import numpy as np
-from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 from scipy.stats import gaussian_kde
 
 from edgenas.archive import Evaluation
 from edgenas.morphisms import apply_random_morphism
 from edgenas.objectives import Objective
-from edgenas.strategies.base import Candidate, SearchProblem, Strategy, StrategySettings, cost_spread, objective_matrix
+from edgenas.pareto import non_dominated
+from edgenas.strategies.base import Candidate, SearchProblem, Strategy, StrategySettings, cost_spread
 
 __all__ = ["Lemonade", "inverse_density_probabilities"]
 
@@ -96,11 +96,7 @@ class Lemonade(Strategy):
     # ------------------------------------------------------------ population
     def front(self) -> list[Evaluation]:
         """The current population: non-dominated trained, feasible evaluations."""
-        pool = [e for e in self.evaluations if e.status == "ok" and all(v <= 0 for v in e.violations)]
-        if not pool:
-            return []
-        F, _ = objective_matrix(self.problem, pool)
-        return [pool[i] for i in NonDominatedSorting().do(F, only_non_dominated_front=True)]
+        return non_dominated(self.evaluations, self.problem.objectives)
 
     def _cheap_values(self, X: np.ndarray) -> np.ndarray:
         values = self.problem.hardware.evaluate(X)
@@ -141,9 +137,7 @@ class Lemonade(Strategy):
         archs = [c for c, _ in children.values()]
         X = np.stack([space.encode(a) for a in archs])
         values = hardware.evaluate(X)
-        G = hardware.violations(values)
-        ok = np.all(G <= 0, axis=1) if G.shape[1] else np.ones(len(archs), dtype=bool)
-        keep = np.flatnonzero(ok)
+        keep = np.flatnonzero(hardware.feasible(values))
         if not len(keep):
             return []
         child_cheap = np.stack([values[o] for o in self.cheap], axis=1)[keep]
@@ -160,8 +154,8 @@ class Lemonade(Strategy):
     def _random_feasible(self, n: int) -> list:
         space, hardware = self.problem.space, self.problem.hardware
         archs = [space.sample(self.rng) for _ in range(20 * n)]
-        G = hardware.violations(hardware.evaluate(np.stack([space.encode(a) for a in archs])))
-        ok = [a for a, g in zip(archs, G) if not (g.size and np.any(g > 0)) and str(a) not in self.seen]
+        feasible = hardware.feasible(hardware.evaluate(np.stack([space.encode(a) for a in archs])))
+        ok = [a for a, f in zip(archs, feasible) if f and str(a) not in self.seen]
         return list(dict.fromkeys(ok))[:n]
 
     def _tell(self, candidates: list[Candidate], evaluations: list[Evaluation]) -> None:

@@ -19,10 +19,10 @@ class RandomSearch(Strategy):
         out: list[Candidate] = []
         for _ in range(200):
             archs = [space.sample(self.rng) for _ in range(4 * self.problem.batch_size)]
-            G = hardware.violations(hardware.evaluate(np.stack([space.encode(a) for a in archs])))
-            for arch, g in zip(archs, G):
+            feasible = hardware.feasible(hardware.evaluate(np.stack([space.encode(a) for a in archs])))
+            for arch, ok in zip(archs, feasible):
                 key = str(arch)
-                if key in self.seen or (g.size and np.any(g > 0)):
+                if key in self.seen or not ok:
                     continue
                 self.seen.add(key)
                 out.append(Candidate(arch))

@@ -155,8 +155,7 @@ class RLStrategy(Strategy):
         space, hardware = problem.space, problem.hardware
         X = np.stack([space.encode(space.sample(self.rng)) for _ in range(2000)])
         values = hardware.evaluate(X)
-        G = hardware.violations(values)
-        feasible = np.all(G <= 0, axis=1) if G.shape[1] else np.ones(len(X), dtype=bool)
+        feasible = hardware.feasible(values)
         if feasible.sum() >= 10:
             values = {k: v[feasible] for k, v in values.items()}
         levels = []
@@ -186,8 +185,7 @@ class RLStrategy(Strategy):
                 key = str(arch)
                 if key in self.seen:
                     continue
-                g = hardware.violations(hardware.evaluate(space.encode(arch)[None]))
-                if g.size and np.any(g > 0) and attempt < 59:
+                if not hardware.feasible(hardware.evaluate(space.encode(arch)[None]))[0] and attempt < 59:
                     continue
                 chosen = (arch, x)
                 break
