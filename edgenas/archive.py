@@ -36,6 +36,8 @@ CREATE TABLE IF NOT EXISTS evaluations (
     weights TEXT,
     strategy TEXT NOT NULL DEFAULT '',
     parent TEXT,
+    steps INTEGER NOT NULL DEFAULT 0,
+    at_chance INTEGER NOT NULL DEFAULT 0,
     created REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS hypervolume (
@@ -67,6 +69,8 @@ class Evaluation:
     reason: str = ""
     strategy: str = ""
     parent: str | None = None
+    steps: int = 0  # optimizer steps of its training
+    at_chance: bool = False  # validation accuracy within a binomial margin of the majority-class rate
     id: int | None = field(default=None, compare=False)
 
     @property
@@ -74,17 +78,39 @@ class Evaluation:
         return self.status in ("ok", "failed")
 
 
-class Archive:
-    """An SQLite archive in ``path`` (created if missing)."""
+#: Columns added after the first release, with their definitions (older archives get them on open).
+_ADDED_COLUMNS = {"steps": "INTEGER NOT NULL DEFAULT 0", "at_chance": "INTEGER NOT NULL DEFAULT 0"}
 
-    def __init__(self, path: str | Path) -> None:
+
+class Archive:
+    """An SQLite archive in ``path`` (created if missing; ``readonly=True`` opens an existing one read-only)."""
+
+    def __init__(self, path: str | Path, readonly: bool = False) -> None:
+        from edgenas.errors import SearchError
+
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(self.path))
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
-        self.db.commit()
+        self.readonly = readonly
+        try:
+            if readonly:
+                self.db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+                self.db.execute("SELECT COUNT(*) FROM evaluations").fetchone()
+                self.db.execute("SELECT COUNT(*) FROM meta").fetchone()
+                self._columns = {r[1] for r in self.db.execute("PRAGMA table_info(evaluations)")}
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(str(self.path))
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+            columns = {r[1] for r in self.db.execute("PRAGMA table_info(evaluations)")}
+            for name, definition in _ADDED_COLUMNS.items():
+                if name not in columns:
+                    self.db.execute(f"ALTER TABLE evaluations ADD COLUMN {name} {definition}")
+            self.db.commit()
+            self._columns = columns | set(_ADDED_COLUMNS)
+        except sqlite3.DatabaseError as exc:
+            raise SearchError(f"{self.path} is not a readable edgenas archive ({exc}); restore it from a copy or "
+                              "start a new run in another --run-dir") from None
 
     def close(self) -> None:
         self.db.close()
@@ -108,19 +134,26 @@ class Archive:
     def add(self, ev: Evaluation) -> Evaluation:
         cur = self.db.execute(
             "INSERT INTO evaluations (arch, status, reason, accuracy, objectives, violations, train_seconds, epochs,"
-            " seed, weights, strategy, parent, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " seed, weights, strategy, parent, steps, at_chance, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+            " ?, ?, ?)",
             (ev.arch, ev.status, ev.reason, ev.accuracy, json.dumps(ev.objectives), json.dumps(list(ev.violations)),
-             ev.train_seconds, ev.epochs, ev.seed, ev.weights, ev.strategy, ev.parent, time.time()),
+             ev.train_seconds, ev.epochs, ev.seed, ev.weights, ev.strategy, ev.parent, ev.steps, int(ev.at_chance),
+             time.time()),
         )
         self.db.commit()
         return Evaluation(**{**ev.__dict__, "id": cur.lastrowid})
 
+    @property
+    def _select(self) -> str:
+        extra = ", ".join(c if c in self._columns else "0" for c in _ADDED_COLUMNS)
+        return f"SELECT {_COLUMNS}, {extra} FROM evaluations"
+
     def get(self, arch: str) -> Evaluation | None:
-        row = self.db.execute(f"SELECT {_COLUMNS} FROM evaluations WHERE arch = ?", (arch,)).fetchone()
+        row = self.db.execute(f"{self._select} WHERE arch = ?", (arch,)).fetchone()
         return _row(row) if row else None
 
     def all(self) -> list[Evaluation]:
-        return [_row(r) for r in self.db.execute(f"SELECT {_COLUMNS} FROM evaluations ORDER BY id")]
+        return [_row(r) for r in self.db.execute(f"{self._select} ORDER BY id")]
 
     def totals(self) -> dict[str, float]:
         row = self.db.execute(
@@ -131,7 +164,10 @@ class Archive:
 
     # ----------------------------------------------------------- hypervolume
     def add_hypervolume(self, hypervolume: float, front_size: int) -> None:
+        """Record the front's hypervolume now; a second record at the same number of evaluations replaces the first
+        (a resumed run replays its generations without duplicating their rows)."""
         t = self.totals()
+        self.db.execute("DELETE FROM hypervolume WHERE evaluations = ?", (t["evaluations"],))
         step = self.db.execute("SELECT COALESCE(MAX(step), -1) + 1 FROM hypervolume").fetchone()[0]
         self.db.execute(
             "INSERT INTO hypervolume VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -152,5 +188,5 @@ def _row(r: tuple) -> Evaluation:
     return Evaluation(
         id=r[0], arch=r[1], status=r[2], reason=r[3], accuracy=r[4], objectives=json.loads(r[5]),
         violations=tuple(json.loads(r[6])), train_seconds=r[7], epochs=r[8], seed=r[9], weights=r[10],
-        strategy=r[11], parent=r[12],
+        strategy=r[11], parent=r[12], steps=int(r[13] or 0), at_chance=bool(r[14]),
     )

@@ -13,10 +13,12 @@ edgenas or torch.
 Options: ``--model FILE`` (default: the bundle's default model), ``--threads N``
 (default 1), ``--json`` (one JSON object on stdout instead of text).
 
-Images are scaled to [0, 1] (8-bit inputs are divided by 255), resized
-(bilinear) to the model's input size, normalised with the training mean and
-std from ``metadata.json``, and laid out as the model expects (NCHW for ONNX,
-NHWC for TFLite).
+Images are scaled to [0, 1] (8-bit inputs are divided by 255, 16-bit by
+65535), centre-cropped to a square (the central min(H, W) pixels), resized
+(bilinear, antialiased when shrinking) to the model's input size, normalised
+with the training mean and std from ``metadata.json``, and laid out as the model
+expects (NCHW for ONNX, NHWC for TFLite): the same rule the search trained with
+(``metadata.json`` -> ``preprocessing``).
 """
 
 from __future__ import annotations
@@ -51,13 +53,16 @@ def read_image(path: str) -> np.ndarray:
         except ImportError:
             raise SystemExit(f"run.py: {path}: reading this format needs Pillow (pip install pillow); "
                              ".npy, .pgm and .ppm work without it") from None
-        x = np.asarray(Image.open(path))
+        with Image.open(path) as img:
+            if img.mode in ("P", "PA", "RGBA", "LA", "CMYK", "YCbCr", "1"):
+                img = img.convert("RGB")
+            x = np.asarray(img)
     if x.ndim == 2:
         x = x[:, :, None]
     if x.ndim != 3:
         raise SystemExit(f"run.py: {path}: expected an H x W or H x W x C image, got shape {x.shape}")
     if np.issubdtype(x.dtype, np.integer):
-        return x.astype(np.float32) / 255.0
+        return x.astype(np.float32) / (65535.0 if x.max(initial=0) > 255 else 255.0)
     x = x.astype(np.float32)
     return x / 255.0 if x.max(initial=0) > 1.0 else x
 
@@ -86,23 +91,40 @@ def _read_netpbm(path: str) -> np.ndarray:
     return (pixels.reshape(height, width, channels).astype(np.float32) / maxval)
 
 
-def resize_bilinear(x: np.ndarray, size: int) -> np.ndarray:
-    """H x W x C to size x size x C, bilinear with half-pixel centres (as torch's align_corners=False)."""
-    h, w = x.shape[:2]
-    if (h, w) == (size, size):
-        return x
-
-    def axis(n_in: int):
-        pos = np.clip((np.arange(size) + 0.5) * n_in / size - 0.5, 0, n_in - 1)
+def _resize_weights(n_in: int, n_out: int) -> np.ndarray:
+    """n_out x n_in bilinear weights with half-pixel centres; antialiased (a triangle of the scale's width) when
+    shrinking, as torch's interpolate(antialias=True) and Pillow's resize do."""
+    scale = n_in / n_out
+    support = max(scale, 1.0)
+    centres = (np.arange(n_out) + 0.5) * scale - 0.5
+    taps = np.arange(n_in)
+    w = np.maximum(0.0, 1.0 - np.abs(taps[None, :] - centres[:, None]) / support)
+    if scale <= 1.0:  # enlarging: plain bilinear, edges clamped
+        w = np.zeros((n_out, n_in))
+        pos = np.clip(centres, 0, n_in - 1)
         lo = np.floor(pos).astype(int)
         hi = np.minimum(lo + 1, n_in - 1)
-        return lo, hi, (pos - lo).astype(np.float32)
+        frac = pos - lo
+        w[np.arange(n_out), lo] += 1 - frac
+        w[np.arange(n_out), hi] += frac
+    return (w / w.sum(axis=1, keepdims=True)).astype(np.float32)
 
-    y0, y1, fy = axis(h)
-    x0, x1, fx = axis(w)
-    top = x[y0][:, x0] * (1 - fx)[None, :, None] + x[y0][:, x1] * fx[None, :, None]
-    bottom = x[y1][:, x0] * (1 - fx)[None, :, None] + x[y1][:, x1] * fx[None, :, None]
-    return (top * (1 - fy)[:, None, None] + bottom * fy[:, None, None]).astype(np.float32)
+
+def centre_crop(x: np.ndarray) -> np.ndarray:
+    """H x W x C to its central min(H, W) square."""
+    h, w = x.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return x[top : top + side, left : left + side]
+
+
+def resize_bilinear(x: np.ndarray, size: int) -> np.ndarray:
+    """H x W x C to size x size x C, bilinear (antialiased when shrinking)."""
+    h, w = x.shape[:2]
+    if (h, w) == (size, size):
+        return x.astype(np.float32)
+    wy, wx = _resize_weights(h, size), _resize_weights(w, size)
+    return np.einsum("ih,hwc,jw->ijc", wy, x.astype(np.float32), wx).astype(np.float32)
 
 
 def preprocess(image: np.ndarray, meta: dict) -> np.ndarray:
@@ -115,7 +137,7 @@ def preprocess(image: np.ndarray, meta: dict) -> np.ndarray:
             image = np.repeat(image, channels, axis=2)
         else:
             image = image[:, :, :channels]
-    image = resize_bilinear(image, size)
+    image = resize_bilinear(centre_crop(image), size)
     mean = np.asarray(meta["normalization"]["mean"], dtype=np.float32)
     std = np.asarray(meta["normalization"]["std"], dtype=np.float32)
     return ((image - mean) / std)[None].astype(np.float32)

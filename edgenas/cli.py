@@ -11,6 +11,7 @@ import numpy as np
 
 from edgenas import __version__
 from edgenas.errors import ArchitectureError, EdgenasError
+from edgenas.defaults import MIN_STEPS_DEFAULT
 
 DESCRIPTION = "Hardware-aware multi-objective neural architecture search for edge devices."
 
@@ -64,8 +65,16 @@ def _positive(name: str, value: int) -> int:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the one-line error contract: ``edgenas: error: ...`` and exit status 1."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(f"edgenas: error: {message} (see: {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(1)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="edgenas", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"edgenas {__version__}")
@@ -140,13 +149,17 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Search for the architectures that balance accuracy against latency, energy, memory and size on "
             "a device. With no arguments: the bundled digits data, the small space at 8x8, this machine with "
-            "ONNX Runtime (a shipped latency table, or one profiled on first use), NSGA-II, 64 trained networks. "
+            "ONNX Runtime (a shipped latency table, or one profiled on first use), LEMONADE, 64 trained networks. "
+            "Images are centre-cropped to a square and resized to --resolution (default: their size, at most the "
+            "space's largest resolution). Every network trained from scratch takes at least --min-steps optimizer "
+            "steps (more epochs and smaller batches on small data), with light augmentation. "
             "Results go to a run folder: archive.sqlite, front.csv/json, hypervolume.csv, pareto.png."
         ),
     )
     search.add_argument("--data", default="digits", help="digits (default), npz:FILE, imagefolder:DIR or cifar10:DIR")
     search.add_argument("--space", default="small", help="preset or .yaml/.toml file (default: small)")
-    search.add_argument("--resolution", type=int, help="input resolution (default: the data's image size)")
+    search.add_argument("--resolution", type=int,
+                        help="input resolution (default: the data's image size, at most the space's largest)")
     search.add_argument("--device", default="local-ort", help="device name or .yaml file (default: local-ort)")
     search.add_argument("--precision", choices=["int8", "fp32"], default="int8", help="deployed precision (default: int8)")
     search.add_argument("--table", help="latency table to use (default: a shipped or local match, else profile)")
@@ -163,9 +176,21 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--population", type=int, default=16, help="candidates per generation (default: 16)")
     search.add_argument("--budget", type=int, default=64, help="trained networks (default: 64)")
     search.add_argument("--time-budget", type=float, metavar="MIN", help="stop after this many minutes")
-    search.add_argument("--epochs", type=int, default=6, help="training epochs per candidate (default: 6)")
+    search.add_argument("--epochs", type=int, default=6,
+                        help="training epochs per candidate, at least (default: 6; raised by --min-steps on small data)")
     search.add_argument("--finetune-epochs", type=int, default=2,
-                        help="epochs of a child that inherits its parent's weights (lemonade; default: 2)")
+                        help="epochs of a child that inherits its parent's weights (lemonade; default: 2; raised in "
+                             "proportion by --min-steps)")
+    search.add_argument("--min-steps", type=int, default=MIN_STEPS_DEFAULT,
+                        help=f"optimizer steps of every network trained from scratch, at least (default: "
+                             f"{MIN_STEPS_DEFAULT}; 0 turns the rule off)")
+    search.add_argument("--batch-size", type=int, default=64,
+                        help="training batch (default: 64; halved down to 16 while above 1/8 of the training images)")
+    search.add_argument("--augment", choices=["none", "light"], default="light",
+                        help="light: random crop of the 1/8-padded image, plus a horizontal flip for RGB data (never "
+                             "for greyscale: digits, text); none: off (default: light; validation is never augmented)")
+    search.add_argument("--val-fraction", type=float, default=0.2,
+                        help="share of the images held out for validation, stratified (default: 0.2)")
     search.add_argument("--reward", choices=["penalty", "mnasnet"], default="penalty",
                         help="rl reward: penalty = accuracy - lambda * sum of relative overshoots of the targets; "
                              "mnasnet = accuracy * (latency / T) ** w, w = --mnasnet-alpha within T, --mnasnet-beta "
@@ -452,7 +477,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         table=args.table, objectives=args.objectives, max_latency_ms=args.max_latency_ms,
         max_energy_mj=args.max_energy_mj, max_memory_kb=args.max_memory_kb, max_size_kb=args.max_size_kb,
         strategy=args.strategy, population=args.population, budget=args.budget, time_budget_min=args.time_budget,
-        epochs=args.epochs, finetune_epochs=args.finetune_epochs, reward=args.reward,
+        epochs=args.epochs, finetune_epochs=args.finetune_epochs, min_steps=args.min_steps, batch_size=args.batch_size,
+        augment=args.augment, val_fraction=args.val_fraction, reward=args.reward,
         target_latency_ms=args.target_latency_ms, target_energy_mj=args.target_energy_mj,
         target_memory_kb=args.target_memory_kb, target_size_kb=args.target_size_kb,
         penalty_weight=args.penalty_weight, mnasnet_alpha=args.mnasnet_alpha, mnasnet_beta=args.mnasnet_beta,

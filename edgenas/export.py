@@ -36,13 +36,14 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from edgenas import __version__
 from edgenas.cost import Precision
+from edgenas.data import PREPROCESSING
 from edgenas.errors import ExportError, MissingExtraError
 
 __all__ = [
@@ -150,6 +151,18 @@ class _RunContext:
     std: np.ndarray
     precision: Precision  # the search's precision (its table's)
     device: dict
+    evaluations: list = field(default_factory=list)
+
+
+def _lineage_epochs(evaluations, ev) -> int:
+    """Epochs of ``ev`` and of every ancestor it inherited weights from (its total training)."""
+    by_arch = {e.arch: e for e in evaluations}
+    total, seen, node = 0, set(), ev
+    while node is not None and node.arch not in seen:
+        seen.add(node.arch)
+        total += node.epochs
+        node = by_arch.get(node.parent) if node.parent else None
+    return total
 
 
 def _load_context(run_dir: Path, resolved: dict) -> _RunContext:
@@ -198,6 +211,7 @@ def export_run(
     out.mkdir(parents=True, exist_ok=True)
     log(f"exporting {len(chosen)} member(s) of {run_dir} as {', '.join(formats)} ({precision.value}) into {out}")
     ctx = _load_context(run_dir, resolved)
+    ctx.evaluations = evaluations
     reports = []
     for n, ev in enumerate(chosen, 1):
         log(f"[{n}/{len(chosen)}] member {ev.id}: {ev.arch}")
@@ -239,18 +253,26 @@ def _export_member(ctx: _RunContext, ev, formats, precision: Precision, folder: 
     if path is not None and path.is_file():
         model = build_model(space, arch, data.num_classes, data.in_channels)
         model.load_state_dict(load_weights(path))
-    else:  # the search's recipe, seed and thread count: the same weights it trained
+    else:  # the search's recipe, seed and thread count, from scratch with all the epochs its lineage had
         config = SearchConfig.from_saved(ctx.resolved["config"])
         seed = ev.seed or 0
-        note = f"retrained: the run kept no weights for this member ({config.epochs} epochs, seed {seed})"
+        budget = config.training_budget(len(ctx.train[1]))
+        epochs = max(budget.epochs, _lineage_epochs(ctx.evaluations, ev))
+        note = (f"retrained from scratch: the run kept no weights for this member ({epochs} epochs, "
+                f"{budget.steps(epochs)} steps, seed {seed})")
         log(note)
         report.notes.append(note)
-        train_cfg = config.train_config(config.worker_threads()[1])
+        train_cfg = replace(config.train_config(config.worker_threads()[1], budget, data.in_channels), epochs=epochs)
         torch.manual_seed(seed)
         model = build_model(space, arch, data.num_classes, data.in_channels)
         result = train_candidate(model, ctx.train, ctx.val, train_cfg, seed)
         if result.status != "ok":
             raise ExportError(f"retraining failed: {result.reason}")
+        if ev.accuracy is not None and 100 * (ev.accuracy - (result.accuracy or 0.0)) > max_drop_pct:
+            raise ExportError(
+                f"retrained accuracy {100 * (result.accuracy or 0):.2f}% is {100 * (ev.accuracy - result.accuracy):.2f} "
+                f"points below the search's {100 * ev.accuracy:.2f}% (more than --max-drop {max_drop_pct:g}): this is "
+                "not the network the search measured; keep the run's weights/ folder to export it")
     model.eval()
     report.torch_accuracy = evaluate_accuracy(model, *ctx.val)
     if ev.accuracy is not None and abs(report.torch_accuracy - ev.accuracy) > 1e-9 and not report.notes:
@@ -359,6 +381,7 @@ def _write_bundle_files(ctx: _RunContext, ev, arch, model, folder: Path, report:
         "input": {"channels": ctx.data.in_channels, "resolution": arch.resolution, "dtype": "float32",
                   "layout": {"onnx": "NCHW", "tflite": "NHWC"}, "range": "[0, 1] before normalisation"},
         "normalization": {"mean": [float(v) for v in ctx.mean], "std": [float(v) for v in ctx.std]},
+        "preprocessing": {**PREPROCESSING, "mode": "RGB" if ctx.data.in_channels == 3 else "L"},
         "labels": [str(c) for c in ctx.data.classes],
         "data": ctx.resolved["config"]["data"],
         "precision": precision.value,

@@ -1,15 +1,16 @@
-"""Reading user-supplied structured files (YAML, TOML, JSON) with one clear error per problem."""
+"""Reading user-supplied structured files (YAML, TOML, JSON) with one clear error per problem; atomic writes."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from edgenas.errors import EdgenasError
 
-__all__ = ["read_structured"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "read_structured"]
 
 _FORMATS = {".yaml": "YAML", ".yml": "YAML", ".toml": "TOML", ".json": "JSON"}
 
@@ -46,3 +47,19 @@ def read_structured(path: str | Path, what: str, error: type[EdgenasError], form
     except Exception as exc:  # yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise error(f"{what} {path} is not valid {kind}: {first}") from None
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file and a rename: readers see the old or the new file whole."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))

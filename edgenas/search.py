@@ -40,11 +40,14 @@ from edgenas.archive import Archive, Evaluation
 from edgenas.cost import Precision
 from edgenas.errors import SearchError
 from edgenas.executors import make_executor
+from edgenas.data import PREPROCESSING
+from edgenas.files import atomic_write_text
 from edgenas.objectives import HARDWARE, Constraints, HardwareModel, Objective, parse_objectives
 from edgenas.pareto import pareto_front
 from edgenas.strategies import SearchProblem, StrategySettings, get_strategy
 from edgenas.strategies.base import WORST_ERROR_PCT
-from edgenas.train import TrainConfig
+from edgenas.defaults import MIN_STEPS_DEFAULT
+from edgenas.train import TrainConfig, TrainingBudget, at_chance, training_budget
 
 __all__ = ["SearchConfig", "SearchResult", "pareto_front", "run_search", "write_outputs"]
 
@@ -68,8 +71,11 @@ class SearchConfig:
     population: int = 16
     budget: int = 64
     time_budget_min: float | None = None
-    epochs: int = 6
+    epochs: int = 6  # a floor: raised where the data is small (min_steps)
     finetune_epochs: int = 2  # children that inherit their parent's weights (lemonade)
+    min_steps: int = MIN_STEPS_DEFAULT  # optimizer steps of every from-scratch candidate, at least
+    batch_size: int = 64  # halved for tiny datasets (see edgenas.train.training_budget)
+    augment: str = "light"  # none or light (random crop; horizontal flip for RGB data)
     reward: str = "penalty"  # rl: penalty or mnasnet
     target_latency_ms: float | None = None  # rl targets (default: spread over the cost range)
     target_energy_mj: float | None = None
@@ -90,7 +96,8 @@ class SearchConfig:
     # What must match for a run to be resumed (budget, time budget and workers may change).
     IDENTITY = (
         "data", "space", "resolution", "device", "precision", "objectives", "max_latency_ms", "max_energy_mj",
-        "max_memory_kb", "max_size_kb", "strategy", "population", "epochs", "finetune_epochs", "reward",
+        "max_memory_kb", "max_size_kb", "strategy", "population", "epochs", "finetune_epochs", "min_steps",
+        "batch_size", "augment", "reward",
         "target_latency_ms", "target_energy_mj", "target_memory_kb", "target_size_kb", "penalty_weight",
         "mnasnet_alpha", "mnasnet_beta", "entropy_weight", "optimizer", "lr", "label_smoothing", "val_fraction", "seed",
     )
@@ -117,9 +124,14 @@ class SearchConfig:
     def constraints(self) -> Constraints:
         return Constraints(self.max_latency_ms, self.max_energy_mj, self.max_memory_kb, self.max_size_kb)
 
-    def train_config(self, threads: int) -> TrainConfig:
-        return TrainConfig(epochs=self.epochs, optimizer=self.optimizer, lr=self.lr,
-                           label_smoothing=self.label_smoothing, threads=threads)
+    def training_budget(self, train_images: int) -> TrainingBudget:
+        return training_budget(train_images, self.epochs, self.finetune_epochs, self.min_steps, self.batch_size)
+
+    def train_config(self, threads: int, budget: TrainingBudget, in_channels: int) -> TrainConfig:
+        """The recipe of a from-scratch candidate; a horizontal flip only for RGB data (never for digits, text)."""
+        return TrainConfig(epochs=budget.epochs, batch_size=budget.batch_size, optimizer=self.optimizer, lr=self.lr,
+                           label_smoothing=self.label_smoothing, threads=threads, augment=self.augment,
+                           flip=in_channels == 3)
 
 
 @dataclass
@@ -172,7 +184,7 @@ def _train_task(arch_text: str, seed: int, epochs: int | None, parent_text: str 
             parent.load_state_dict(load_weights(parent_weights))
             inherit_weights(parent, model)
         except Exception as exc:  # noqa: BLE001 - recorded as a failed candidate, the search goes on
-            return {"status": "failed", "accuracy": None, "train_seconds": 0.0, "epochs": 0, "weights": None,
+            return {"status": "failed", "accuracy": None, "train_seconds": 0.0, "epochs": 0, "steps": 0, "weights": None,
                     "reason": f"inheriting weights from {parent_text}: {type(exc).__name__}: {exc}"}
     config = w["config"] if epochs is None else replace(w["config"], epochs=epochs)
     result = train_candidate(model, w["train"], w["val"], config, seed)
@@ -182,7 +194,7 @@ def _train_task(arch_text: str, seed: int, epochs: int | None, parent_text: str 
         save_weights(result.state, w["run_dir"] / "weights" / name)
         weights = f"weights/{name}"
     return {"status": result.status, "accuracy": result.accuracy, "train_seconds": result.train_seconds,
-            "epochs": result.epochs, "reason": result.reason, "weights": weights}
+            "epochs": result.epochs, "steps": result.steps, "reason": result.reason, "weights": weights}
 
 
 def weights_path(run_dir: str | Path, weights: str) -> Path:
@@ -314,6 +326,90 @@ def _reference_point(hardware: HardwareModel, objectives: Sequence[Objective], s
     return ref
 
 
+def _validate(config: SearchConfig) -> tuple[tuple[Objective, ...], Constraints, Precision]:
+    """Every setting checked before anything is written (a refused setting leaves no run folder behind)."""
+    from edgenas.strategies import get_strategy as _known_strategy
+
+    if min(config.budget, config.workers, config.epochs, config.finetune_epochs) < 1 or config.population < 2:
+        raise SearchError("--budget, --epochs, --finetune-epochs and --workers must be at least 1, --population at "
+                          "least 2")
+    if config.min_steps < 0 or config.batch_size < 2:
+        raise SearchError("--min-steps must be 0 or more and --batch-size at least 2")
+    if config.time_budget_min is not None and not config.time_budget_min > 0:
+        raise SearchError("--time-budget must be a positive number of minutes")
+    targets = (config.target_latency_ms, config.target_energy_mj, config.target_memory_kb, config.target_size_kb)
+    if any(t is not None and not t > 0 for t in targets):
+        raise SearchError("--target-* values must be positive")
+    if not (config.penalty_weight >= 0 and config.entropy_weight >= 0):
+        raise SearchError("--penalty-weight and --entropy-weight must be zero or positive")
+    if not 0 < config.val_fraction < 1:
+        raise SearchError("--val-fraction must be between 0 and 1")
+    if config.resolution is not None and not 1 <= config.resolution <= 1024:
+        raise SearchError(f"--resolution must be between 1 and 1024 pixels, got {config.resolution}")
+    if config.reward not in ("penalty", "mnasnet"):
+        raise SearchError(f"--reward must be penalty or mnasnet, got {config.reward!r}")
+    TrainConfig(epochs=config.epochs, batch_size=config.batch_size, optimizer=config.optimizer, lr=config.lr,
+                label_smoothing=config.label_smoothing, augment=config.augment)  # raises on a bad recipe
+    _known_strategy(config.strategy)
+    try:
+        precision = Precision(config.precision)
+    except ValueError:
+        raise SearchError(f"--precision must be int8 or fp32, got {config.precision!r}") from None
+    objectives = parse_objectives(config.objectives)
+    if Objective.ERROR not in objectives:
+        raise SearchError("the objectives must include error (accuracy is what training measures)")
+    return objectives, config.constraints(), precision
+
+
+def _run_dir(config: SearchConfig, resume: bool) -> Path:
+    """The run folder, checked: a new one must not hold a run; a resumed one must hold this run."""
+    run_dir = Path(config.run_dir) if config.run_dir else Path("runs") / (
+        _dt.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{config.data.split(':')[0]}-{config.strategy}-s{config.seed}"
+    )
+    if run_dir.exists() and not run_dir.is_dir():
+        raise SearchError(f"--run-dir {run_dir} is a file, not a folder; choose another --run-dir")
+    archive_path = run_dir / "archive.sqlite"
+    if resume:
+        if not archive_path.is_file():
+            raise SearchError(f"nothing to resume in {run_dir}: it has no archive.sqlite")
+        with Archive(archive_path, readonly=True) as previous:
+            saved_dict = previous.get_meta("config")
+        if not isinstance(saved_dict, dict):
+            raise SearchError(f"{run_dir}: its archive holds no run settings; it cannot be resumed (start a new run)")
+        saved = SearchConfig.from_saved(saved_dict)
+        different = [k for k in SearchConfig.IDENTITY if getattr(saved, k) != getattr(config, k)]
+        if different:
+            raise SearchError(
+                f"{run_dir} was started with other settings "
+                f"({', '.join(f'{k}={getattr(saved, k)!r}' for k in different)}); "
+                "resume with the same settings (only --budget, --time-budget and --workers may change)"
+            )
+    elif archive_path.exists():
+        raise SearchError(f"{run_dir} already holds a run: add --resume to continue it, or choose another --run-dir")
+    return run_dir
+
+
+def _summary_notes(evaluations: Sequence[Evaluation], front: Sequence[Evaluation], majority_rate: float) -> list[str]:
+    """What the user should know about a finished run: failures, networks at chance, a front of one."""
+    notes = []
+    trained = [e for e in evaluations if e.trained]
+    failed = sum(1 for e in trained if e.status == "failed")
+    chance = sum(1 for e in trained if e.at_chance)
+    if failed:
+        notes.append(f"{failed} candidate(s) failed to train; see their reason in the archive")
+    if chance:
+        notes.append(f"{chance} of {len(trained)} trained network(s) scored at chance (the majority-class rate "
+                     f"{100 * majority_rate:.1f}%, within a binomial margin)" + (
+                         ": none learned; train longer (--min-steps, --epochs), raise --lr, or add data"
+                         if chance == len(trained) else ""))
+    if len(front) == 1 and len(trained) > 1:
+        why = ("accuracy did not separate the networks (they are at chance), so the cheapest one wins on every "
+               "objective" if chance >= len(trained) - 1 else
+               "it is at least as good as every other network on every objective")
+        notes.append(f"front of 1: {front[0].arch} dominates the other {len(evaluations) - 1} evaluation(s): {why}")
+    return notes
+
+
 def run_search(
     config: SearchConfig,
     *,
@@ -327,48 +423,19 @@ def run_search(
     from edgenas.predict import Predictor
     from edgenas.space import get_space
 
-    if min(config.budget, config.workers, config.epochs, config.finetune_epochs) < 1 or config.population < 2:
-        raise SearchError("--budget, --epochs, --finetune-epochs and --workers must be at least 1, --population at "
-                          "least 2")
-    if config.time_budget_min is not None and not config.time_budget_min > 0:
-        raise SearchError("--time-budget must be a positive number of minutes")
-    targets = (config.target_latency_ms, config.target_energy_mj, config.target_memory_kb, config.target_size_kb)
-    if any(t is not None and not t > 0 for t in targets):
-        raise SearchError("--target-* values must be positive")
-    if not (config.penalty_weight >= 0 and config.entropy_weight >= 0):
-        raise SearchError("--penalty-weight and --entropy-weight must be zero or positive")
-    if not 0 < config.val_fraction < 1:
-        raise SearchError("--val-fraction must be between 0 and 1")
-    objectives = parse_objectives(config.objectives)
-    if Objective.ERROR not in objectives:
-        raise SearchError("the objectives must include error (accuracy is what training measures)")
-    constraints = config.constraints()
-    precision = Precision(config.precision)
-
-    # Run folder: new, or an existing one to resume.
-    run_dir = Path(config.run_dir) if config.run_dir else Path("runs") / (
-        _dt.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{config.data.split(':')[0]}-{config.strategy}-s{config.seed}"
-    )
+    objectives, constraints, precision = _validate(config)
+    run_dir = _run_dir(config, resume)
     archive_path = run_dir / "archive.sqlite"
-    if resume:
-        if not archive_path.is_file():
-            raise SearchError(f"nothing to resume in {run_dir}: it has no archive.sqlite")
-        with Archive(archive_path) as previous:
-            saved = SearchConfig.from_saved(previous.get_meta("config"))
-        different = [k for k in SearchConfig.IDENTITY if getattr(saved, k) != getattr(config, k)]
-        if different:
-            raise SearchError(
-                f"{run_dir} was started with other settings "
-                f"({', '.join(f'{k}={getattr(saved, k)!r}' for k in different)}); "
-                "resume with the same settings (only --budget, --time-budget and --workers may change)"
-            )
-    elif archive_path.exists():
-        raise SearchError(f"{run_dir} already holds a run: add --resume to continue it, or choose another --run-dir")
 
     data = load_data(config.data)
+    for note in data.notes:
+        log(note)
     space = get_space(config.space)
-    # A search trains at one input resolution: --resolution, or the data's own image size.
-    resolution = config.resolution or data.resolution
+    # A search trains at one input resolution: --resolution, or the data's own image size up to the space's largest.
+    resolution = config.resolution or min(data.resolution, max(space.resolutions))
+    if config.resolution is None and resolution < data.resolution:
+        log(f"images are {data.resolution}x{data.resolution}: resized to {resolution}x{resolution}, the largest "
+            f"resolution of space '{space.name}' (choose another with --resolution)")
     space = space.with_choices(resolutions=[resolution])
     data = data.resized(resolution)
     split = data.split(config.val_fraction, config.seed)
@@ -386,6 +453,13 @@ def run_search(
     problem = SearchProblem(space, objectives, hardware, batch_size=config.population)
     strategy = get_strategy(config.strategy, config.strategy_settings())
     strategy.setup(problem, config.seed)
+    budget = config.training_budget(len(split.train))
+    if budget.epochs > config.epochs or budget.batch_size < config.batch_size:
+        log(f"{len(split.train)} training images: batch {budget.batch_size}, {budget.epochs} epochs "
+            f"({budget.steps(budget.epochs)} steps) per network trained from scratch, so that each takes at least "
+            f"--min-steps {config.min_steps}")
+    majority = data.majority_rate
+    n_val = len(split.val)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     archive = Archive(archive_path)
@@ -394,17 +468,19 @@ def run_search(
         "table": str(table.path), "device": device.to_dict(), "data": {
             "name": data.name, "images": int(len(data.y)), "classes": list(data.classes), "in_channels": data.in_channels,
             "resolution": max(space.resolutions), "train": int(len(split.train)), "val": int(len(split.val)),
-            "mean": split.mean.tolist(), "std": split.std.tolist()},
+            "mean": split.mean.tolist(), "std": split.std.tolist(), "majority_rate": majority,
+            "preprocessing": PREPROCESSING},
+        "training": {**budget.to_dict(), "augment": config.augment, "flip": data.in_channels == 3},
         "objectives": [o.value for o in objectives], "reference_point": reference,
         "edgenas": __version__,
     }
     if not resume:
         archive.set_meta("config", asdict(config))
         archive.set_meta("elapsed_seconds", 0.0)
-    (run_dir / "config.json").write_text(json.dumps(resolved, indent=1) + "\n")
+    atomic_write_text(run_dir / "config.json", json.dumps(resolved, indent=1) + "\n")
 
     workers, threads = config.worker_threads()
-    train_config = config.train_config(threads)
+    train_config = config.train_config(threads, budget, data.in_channels)
     init_args = (space.to_dict(), (split.normalised("train"), split.normalised("val")), train_config,
                  data.in_channels, data.num_classes, str(run_dir.resolve()))
     executor = make_executor(_train_task, workers, _init_worker, init_args)
@@ -419,8 +495,7 @@ def run_search(
         bar = tqdm(total=config.budget, initial=min(totals["trained"], config.budget), desc="search", unit="net",
                    file=sys.stderr, dynamic_ncols=True, disable=None)
     notes: list[str] = []
-    hv = 0.0
-    front: list[Evaluation] = []
+    generation = 0
     try:
         while True:
             trained = archive.totals()["trained"]
@@ -456,45 +531,61 @@ def run_search(
             for i, text, hw, cand in jobs:
                 seed = _training_seed(text, config.seed)
                 parent = archive.get(cand.parent) if cand.parent else None
-                if parent is not None and parent.weights:  # inherit and fine-tune
-                    args = (text, seed, cand.epochs, parent.arch, str(weights_path(run_dir, parent.weights)))
-                else:  # from scratch, with the run's epochs
+                if parent is not None and parent.weights:  # inherit and fine-tune, with the minimum of steps
+                    epochs = budget.finetune(cand.epochs if cand.epochs is not None else config.finetune_epochs)
+                    args = (text, seed, epochs, parent.arch, str(weights_path(run_dir, parent.weights)))
+                else:  # from scratch, with the run's resolved epochs
                     args = (text, seed, None, None, None)
                 tasks.append(((i, text, hw, cand, seed), args))
+            fresh = []
             for (i, text, hw, cand, seed), r in executor.run(tasks):  # recorded as each finishes: a kill loses nothing done
                 error = WORST_ERROR_PCT if r["accuracy"] is None else 100.0 * (1.0 - r["accuracy"])
                 evaluations[i] = archive.add(Evaluation(
                     text, r["status"], {**hw, "error": error}, accuracy=r["accuracy"],
                     violations=tuple(float(g) for g in G[i]), train_seconds=r["train_seconds"], epochs=r["epochs"],
-                    seed=seed, weights=r["weights"], reason=r["reason"], strategy=strategy.name, parent=cand.parent))
+                    seed=seed, weights=r["weights"], reason=r["reason"], strategy=strategy.name, parent=cand.parent,
+                    steps=r.get("steps", 0), at_chance=at_chance(r["accuracy"], majority, n_val)))
+                fresh.append(evaluations[i])
                 if bar is not None:
                     bar.update(1)
+            generation += 1
+            ok = [e for e in fresh if e.status == "ok"]
+            if ok and all(e.at_chance for e in ok):
+                log(f"generation {generation}: all {len(ok)} trained network(s) scored at chance "
+                    f"({100 * majority:.1f}% is the majority-class rate): train longer (--min-steps, --epochs), raise "
+                    "--lr, or add data")
             if any(e is None for e in evaluations):
                 break  # budget reached mid-batch: the strategy is not told a partial batch
             strategy.tell(candidates, evaluations)
-            front = pareto_front(archive.all(), objectives)
-            hv = hypervolume(front, objectives, reference)
-            archive.add_hypervolume(hv, len(front))
+            _record_front(archive, objectives, reference)
             archive.set_meta("elapsed_seconds", elapsed_before + time.monotonic() - started)
             write_outputs(run_dir, archive, objectives, plot=False)
             if bar is not None:
-                best = min((e.objectives["error"] for e in front), default=float("nan"))
-                bar.set_postfix_str(f"best error {best:.2f}%, front {len(front)}, HV {hv:.4g}")
+                history = archive.hypervolume_history()
+                best = min((e.objectives["error"] for e in pareto_front(archive.all(), objectives)), default=float("nan"))
+                bar.set_postfix_str(f"best error {best:.2f}%, front {history[-1]['front_size']}, "
+                                    f"HV {history[-1]['hypervolume']:.4g}")
     finally:
         executor.close()
         if bar is not None:
             bar.close()
         archive.set_meta("elapsed_seconds", elapsed_before + time.monotonic() - started)
+        hv = _record_front(archive, objectives, reference)  # always, also for a run shorter than one generation
         front = write_outputs(run_dir, archive, objectives, plot=True)
         totals = archive.totals()
-        history = archive.hypervolume_history()
-        hv = history[-1]["hypervolume"] if history else 0.0
         seconds = float(archive.get_meta("elapsed_seconds", 0.0))
-        failed = sum(1 for e in archive.all() if e.status == "failed")
+        evaluations_all = archive.all()
         archive.close()
-    if failed:
-        notes.append(f"{failed} candidate(s) failed to train; see their reason in the archive")
+    notes += _summary_notes(evaluations_all, front, majority)
     return SearchResult(run_dir, front, hv, totals["evaluations"], totals["trained"], seconds, notes)
+
+
+def _record_front(archive: Archive, objectives: Sequence[Objective], reference: Sequence[float]) -> float:
+    """The hypervolume of the archive's front now, recorded in its history; returned."""
+    front = pareto_front(archive.all(), objectives)
+    hv = hypervolume(front, objectives, reference)
+    archive.add_hypervolume(hv, len(front))
+    return hv
 
 
 def load_run(run_dir: str | Path) -> tuple[dict, list[Evaluation], list[Objective]]:

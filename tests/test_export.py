@@ -20,7 +20,7 @@ from tests.test_transports import ssh_device
 def trained_run(search_setup, tmp_path_factory):
     run = tmp_path_factory.mktemp("export") / "run"
     config = SearchConfig(space=search_setup["space"], table=search_setup["table"], population=4, budget=4, epochs=3,
-                          workers=2, run_dir=str(run))
+                          min_steps=0, workers=2, run_dir=str(run))
     result = run_search(config, progress=False, log=lambda m: None)
     assert len(result.front) >= 1
     return run
@@ -214,3 +214,21 @@ def test_verify_on_android_times_the_tflite_with_benchmark_model(exported, tmp_p
     assert verified["measured_ms"] == pytest.approx((100 + size // 1000) / 1000)  # what the stand-in reports
     with pytest.raises(ExportError, match="not supported"):
         deploy_bundle(bundle, str(device_file))
+
+
+@pytest.mark.parametrize("shape, size", [((60, 60, 3), 32), ((60, 80, 3), 8), ((12, 9, 1), 30)])
+def test_runner_preprocessing_matches_the_training_pipeline(shape, size):
+    """run.py (numpy only) crops and resizes like the search's data pipeline (torch, antialiased)."""
+    import torch
+    import torch.nn.functional as F
+
+    from edgenas import bundle_runner
+    from edgenas.data import centre_crop
+
+    x = np.random.default_rng(0).random(shape).astype(np.float32)
+    ours = bundle_runner.resize_bilinear(bundle_runner.centre_crop(x), size)
+    nchw = centre_crop(x.transpose(2, 0, 1)[None])
+    side = nchw.shape[2]
+    theirs = F.interpolate(torch.from_numpy(np.ascontiguousarray(nchw)), size=(size, size), mode="bilinear",
+                           align_corners=False, antialias=size < side)[0].numpy().transpose(1, 2, 0)
+    assert ours.shape == (size, size, shape[2]) and np.abs(ours - theirs).max() < 1e-5

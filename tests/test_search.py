@@ -19,7 +19,7 @@ def setup(search_setup):
 
 
 def config(setup, run_dir, **kw) -> SearchConfig:
-    base = dict(space=setup["space"], table=setup["table"], population=4, budget=8, epochs=1, workers=1,
+    base = dict(space=setup["space"], table=setup["table"], population=4, budget=8, epochs=1, workers=1, min_steps=0,
                 run_dir=str(run_dir))
     return SearchConfig(**{**base, **kw})
 
@@ -98,7 +98,7 @@ def test_hard_limits_reject_before_training(setup, tmp_path):
 def test_a_killed_search_resumes(setup, tmp_path):
     run = tmp_path / "k"
     argv = [sys.executable, "-m", "edgenas", "search", "--space", setup["space"], "--table", setup["table"],
-            "--population", "4", "--budget", "8", "--epochs", "2", "--workers", "1", "--run-dir", str(run), "--quiet"]
+            "--population", "4", "--budget", "8", "--epochs", "2", "--workers", "1", "--min-steps", "0", "--run-dir", str(run), "--quiet"]
     with subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:
         deadline = time.monotonic() + 300
         while True:
@@ -210,7 +210,7 @@ def test_rl_search_with_the_mnasnet_reward_from_the_cli(setup, tmp_path, capsys)
     run = tmp_path / "rl"
     code = main(["search", "--space", setup["space"], "--table", setup["table"], "--strategy", "rl", "--reward",
                  "mnasnet", "--target-latency-ms", "0.05", "--mnasnet-beta", "-0.5", "--entropy-weight", "0.05",
-                 "--population", "4", "--budget", "8", "--epochs", "1",
+                 "--population", "4", "--budget", "8", "--epochs", "1", "--min-steps", "0",
                  "--workers", "1", "--run-dir", str(run), "--quiet"])
     assert code == 0
     with Archive(run / "archive.sqlite") as archive:
@@ -227,3 +227,59 @@ def test_rl_search_with_the_mnasnet_reward_from_the_cli(setup, tmp_path, capsys)
     code = main(["search", "--space", setup["space"], "--table", setup["table"], "--strategy", "rl",
                  "--target-energy-mj", "1", "--run-dir", str(tmp_path / "bad"), "--quiet"])
     assert code == 1 and "target(s) for energy" in capsys.readouterr().err
+
+
+def test_a_run_shorter_than_one_generation_still_has_its_hypervolume(setup, tmp_path):
+    run = tmp_path / "short"
+    result = run_search(config(setup, run, budget=2, population=4), progress=False, log=lambda m: None)
+    assert result.trained == 2 and result.hypervolume > 0
+    rows = (run / "hypervolume.csv").read_text().strip().splitlines()
+    assert len(rows) == 2 and float(rows[1].split(",")[5]) == pytest.approx(result.hypervolume)
+    # resuming replays nothing new and must not add a duplicate row
+    run_search(config(setup, run, budget=2, population=4), resume=True, progress=False, log=lambda m: None)
+    assert len((run / "hypervolume.csv").read_text().strip().splitlines()) == 2
+
+
+def test_networks_at_chance_are_flagged_and_explained(setup, tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.random((400, 8, 8)).astype(np.float32)  # noise with random labels: nothing to learn
+    np.savez(tmp_path / "noise.npz", x=x, y=np.arange(400) % 10)
+    messages = []
+    result = run_search(config(setup, tmp_path / "run", data=f"npz:{tmp_path / 'noise.npz'}", budget=4),
+                        progress=False, log=messages.append)
+    with Archive(tmp_path / "run" / "archive.sqlite") as archive:
+        evaluations = archive.all()
+    assert all(e.at_chance for e in evaluations if e.status == "ok") and len(evaluations) == 4
+    assert any("generation 1: all 4 trained network(s) scored at chance" in m for m in messages)
+    assert any("4 of 4 trained network(s) scored at chance" in n and "none learned" in n for n in result.notes)
+    if len(result.front) == 1:
+        assert any(n.startswith("front of 1:") and "at chance" in n for n in result.notes)
+    # digits are learned: nothing is flagged there
+    digits = run_search(config(setup, tmp_path / "digits", budget=4, epochs=3), progress=False, log=lambda m: None)
+    assert not any("at chance" in n for n in digits.notes)
+
+
+def test_min_steps_raise_the_epochs_and_are_recorded(setup, tmp_path):
+    run = tmp_path / "steps"
+    messages = []
+    run_search(config(setup, run, budget=2, min_steps=100, strategy="random"), progress=False, log=messages.append)
+    resolved = json.loads((run / "config.json").read_text())
+    training = resolved["training"]
+    # digits: 1,437 training images, batch 64, 23 steps an epoch: 100 steps need 5 epochs (the user asked for 1)
+    assert training["batch_size"] == 64 and training["epochs"] == 5 and training["steps"] == 115
+    assert training["augment"] == "light" and training["flip"] is False  # greyscale digits are never mirrored
+    assert resolved["data"]["preprocessing"]["crop"].startswith("centre square")
+    with Archive(run / "archive.sqlite") as archive:
+        assert {(e.epochs, e.steps) for e in archive.all()} == {(5, 115)}
+    assert any("5 epochs (115 steps) per network" in m for m in messages)
+
+
+def test_settings_are_refused_before_a_run_folder_exists(setup, tmp_path):
+    run = tmp_path / "bad"
+    for bad in (dict(lr=0), dict(augment="heavy"), dict(batch_size=1), dict(min_steps=-1), dict(resolution=100000),
+                dict(strategy="cmaes"), dict(optimizer="adam")):
+        with pytest.raises(SearchError):
+            run_search(config(setup, run, **bad), progress=False, log=lambda m: None)
+        assert not run.exists(), bad
+    result = run_search(config(setup, run, budget=2), progress=False, log=lambda m: None)  # the corrected command
+    assert result.trained == 2
