@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
             "ONNX Runtime (a shipped latency table, or one profiled on first use), LEMONADE, 64 trained networks. "
             "Images are centre-cropped to a square and resized to --resolution (default: their size, at most the "
             "space's largest resolution). Every network trained from scratch takes at least --min-steps optimizer "
-            "steps (more epochs and smaller batches on small data), with light augmentation. "
+            "steps (more epochs and smaller batches on small data). "
             "Results go to a run folder: archive.sqlite, front.csv/json, hypervolume.csv, pareto.png."
         ),
     )
@@ -186,9 +186,14 @@ def build_parser() -> argparse.ArgumentParser:
                              f"{MIN_STEPS_DEFAULT}; 0 turns the rule off)")
     search.add_argument("--batch-size", type=int, default=64,
                         help="training batch (default: 64; halved down to 16 while above 1/8 of the training images)")
-    search.add_argument("--augment", choices=["none", "light"], default="light",
-                        help="light: random crop of the 1/8-padded image, plus a horizontal flip for RGB data (never "
-                             "for greyscale: digits, text); none: off (default: light; validation is never augmented)")
+    search.add_argument("--augment", choices=["none", "light"], default="none",
+                        help="light: random crop of the 1/8-padded image (16 px and up), plus a horizontal flip for "
+                             "RGB data (never for greyscale: digits, text); none: off (default: none, measured better "
+                             "at the short training of a search; validation is never augmented)")
+    search.add_argument("--drift-check", action=argparse.BooleanOptionalAction, default=None,
+                        help="re-time the table's anchor networks before the search (seconds) and predict with the "
+                             "refitted calibration; warns beyond +-10%% drift (default: on for local devices, off for "
+                             "remote ones)")
     search.add_argument("--val-fraction", type=float, default=0.2,
                         help="share of the images held out for validation, stratified (default: 0.2)")
     search.add_argument("--reward", choices=["penalty", "mnasnet"], default="penalty",
@@ -239,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--max-drop", type=float, default=1.0,
                      help="flag members whose int8 accuracy drops more points than this (default: 1)")
     exp.add_argument("--no-latency", action="store_true", help="skip timing the files on this machine")
+    exp.add_argument("--drift-check", action=argparse.BooleanOptionalAction, default=None,
+                     help="re-time the run's table's anchors before comparing measured and predicted latency "
+                          "(default: on when the run's device is this machine)")
 
     deploy = sub.add_parser("deploy", help="copy a bundle to a device and run it there (sample check and timing)")
     deploy.add_argument("bundle", help="bundle folder (export/<run>/member-<id>)")
@@ -254,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="largest accepted relative error of the prediction (default: 0.2); exit 1 beyond it")
     verify.add_argument("--json", action="store_true", help="print one JSON object")
     verify.add_argument("--quiet", action="store_true", help="no progress bars")
+    verify.add_argument("--drift-check", action=argparse.BooleanOptionalAction, default=None,
+                        help="re-time the bundle's table's anchors on the device first and predict with the refitted "
+                             "calibration (default: on for local devices, where the table is on this machine)")
 
     tables = sub.add_parser("tables", help="list, show and validate latency tables", description="Latency tables.")
     tables_sub = tables.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -262,6 +273,21 @@ def build_parser() -> argparse.ArgumentParser:
     tshow = tables_sub.add_parser("show", help="header and entries of a table")
     tshow.add_argument("table")
     tshow.add_argument("--entries", action="store_true", help="also print every entry")
+    recal = tables_sub.add_parser(
+        "recalibrate", help="re-time the table's anchor networks on the device now and refit its calibration",
+        description="Re-time the table's anchor networks (the whole networks profiling timed directly) and its "
+                    "per-call overhead model on the device now (and, unless --anchors-only, every op, from cached "
+                    "models), refit the calibration (scale and call overhead), and write the table back atomically, "
+                    "the previous calibration kept in calibration.history. Devices drift (throttling, governors, "
+                    "load): run it on the day of use. Seconds, not minutes.")
+    recal.add_argument("table")
+    recal.add_argument("--device", help="device to measure on (default: the one in the table)")
+    recal.add_argument("--rounds", type=int, default=5, help="shuffled timing rounds (default: 5)")
+    recal.add_argument("--anchors-only", action="store_true",
+                       help="re-time only the anchors and the overhead and refit the scale (faster; by default every "
+                            "op is timed again too, from cached models)")
+    recal.add_argument("--json", action="store_true", help="print one JSON object")
+    recal.add_argument("--quiet", action="store_true", help="no progress bars")
     validate = tables_sub.add_parser(
         "validate", help="measure random whole networks on the table's device and compare with predictions"
     )
@@ -420,13 +446,31 @@ def cmd_tables(args: argparse.Namespace) -> int:
             print("no tables found; make one with: edgenas profile")
         return 0
     table = LatencyTable.load(args.table)
+    if args.action == "recalibrate":
+        from edgenas.devices import get_device
+        from edgenas.drift import recalibrate_table
+
+        device = get_device(args.device) if args.device else None
+        updated, check = recalibrate_table(args.table, device, rounds=_positive("--rounds", args.rounds),
+                                           ops=not args.anchors_only, quiet=args.quiet)
+        if args.json:
+            print(json.dumps(check.record()))
+        else:
+            print(f"recalibrated {args.table}: {check.describe()}")
+        return 0
     if args.action == "show":
+        from edgenas.predict import floored_ops
+
         print(table.summary())
         print(f"created     {table.created} by edgenas {table.tool_version} in {table.profiling_seconds} s")
         print(f"task        {table.task['in_channels']} input channels, {table.task['num_classes']} classes")
         print(f"measurement {json.dumps(table.measurement)}")
-        print(f"overhead    {table.overhead['latency_ms'] * 1000:.2f} us per call")
-        print(f"calibration scale {table.calibration['latency_scale']:.4f} on {len(table.calibration.get('networks', []))} networks")
+        print(f"overhead    {table.overhead['latency_ms'] * 1000:.2f} us per call; {floored_ops(table)} of "
+              f"{len(table.entries)} ops time within 5% of it (their compute time is floored)")
+        print(f"calibration scale {table.calibration['latency_scale']:.4f}, call overhead "
+              f"{table.call_overhead_ms * 1000:.2f} us, on {len(table.calibration.get('networks', []))} anchor networks"
+              + (f"; recalibrated {table.calibration['recalibrated']} ({len(table.calibration.get('history', []))} "
+                 "earlier calibration(s) in its history)" if table.calibration.get("recalibrated") else ""))
         print(f"energy      {table.energy_source or 'not measured (no energy source): energy is not offered as an objective'}")
         if args.entries:
             for key, entry in sorted(table.entries.items()):
@@ -448,6 +492,7 @@ def cmd_tables(args: argparse.Namespace) -> int:
     print(f"MAPE         {report['mape_pct']:.2f}%   (noise: {report['noise_mape_pct']:.2f}%)")
     print(f"Kendall tau  {report['kendall_tau']:.3f}")
     print(f"bias         {report['bias_pct']:+.2f}% (median of predicted/measured - 1)")
+    print(f"floored ops  {report['floored_ops']} op(s) time within 5% of the call overhead")
     if report["speed_ratio"] is not None:
         print(f"drift        the device ran at {1 / report['speed_ratio']:.2f}x its speed at profiling time "
               f"(timed again on the table's calibration networks)")
@@ -478,7 +523,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         max_energy_mj=args.max_energy_mj, max_memory_kb=args.max_memory_kb, max_size_kb=args.max_size_kb,
         strategy=args.strategy, population=args.population, budget=args.budget, time_budget_min=args.time_budget,
         epochs=args.epochs, finetune_epochs=args.finetune_epochs, min_steps=args.min_steps, batch_size=args.batch_size,
-        augment=args.augment, val_fraction=args.val_fraction, reward=args.reward,
+        augment=args.augment, val_fraction=args.val_fraction, drift_check=args.drift_check, reward=args.reward,
         target_latency_ms=args.target_latency_ms, target_energy_mj=args.target_energy_mj,
         target_memory_kb=args.target_memory_kb, target_size_kb=args.target_size_kb,
         penalty_weight=args.penalty_weight, mnasnet_alpha=args.mnasnet_alpha, mnasnet_beta=args.mnasnet_beta,
@@ -520,7 +565,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from edgenas.export import export_run
 
     out, reports = export_run(args.run, members=args.members, formats=args.formats, precision=args.precision,
-                              out=args.out, measure_latency=not args.no_latency, max_drop_pct=args.max_drop)
+                              out=args.out, measure_latency=not args.no_latency, max_drop_pct=args.max_drop,
+                              drift_check=args.drift_check, log=_progress_log)
     print(f"{'id':>4}  {'status':7}  {'file':18}  {'KiB':>8}  {'accuracy':>8}  {'here ms':>8}  {'pred ms':>8}  architecture")
     for r in reports:
         if not r.files:
@@ -557,7 +603,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from edgenas.export import verify_bundle
 
-    result = verify_bundle(args.bundle, args.device, args.model, tolerance=args.tolerance, quiet=args.quiet)
+    result = verify_bundle(args.bundle, args.device, args.model, tolerance=args.tolerance, quiet=args.quiet,
+                           drift_check=args.drift_check, log=_progress_log)
     if args.json:
         print(json.dumps(result))
     elif not result["comparable"]:

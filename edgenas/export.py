@@ -152,6 +152,8 @@ class _RunContext:
     precision: Precision  # the search's precision (its table's)
     device: dict
     evaluations: list = field(default_factory=list)
+    predictor: object = None  # the run's table recalibrated now (drift check), else None
+    drift: dict | None = None
 
 
 def _lineage_epochs(evaluations, ev) -> int:
@@ -190,9 +192,14 @@ def export_run(
     out: str | Path | None = None,
     measure_latency: bool = True,
     max_drop_pct: float = 1.0,
+    drift_check: bool | None = None,
     log: Callable[[str], None] = _log_default,
 ) -> tuple[Path, list[MemberReport]]:
-    """Export members of a search run; see the module docstring.  Returns the output folder and one report each."""
+    """Export members of a search run; see the module docstring.  Returns the output folder and one report each.
+
+    Where latency is measured here and the run's device is this machine, the table's anchors are timed again
+    first (``drift_check``; default on for local devices), so measured and predicted latency are compared on
+    today's calibration, recorded in each bundle's metadata."""
     from edgenas.search import load_run
 
     run_dir = Path(run_dir)
@@ -212,6 +219,16 @@ def export_run(
     log(f"exporting {len(chosen)} member(s) of {run_dir} as {', '.join(formats)} ({precision.value}) into {out}")
     ctx = _load_context(run_dir, resolved)
     ctx.evaluations = evaluations
+    if measure_latency and ctx.device.get("transport", "local") == "local" and ctx.device.get("runtime") in FORMATS.values():
+        from edgenas.devices import device_from_dict
+        from edgenas.drift import recalibrated_table
+        from edgenas.predict import Predictor
+
+        table, ctx.drift = recalibrated_table(resolved.get("table"), device_from_dict(ctx.device, "run device"),
+                                              drift_check, log)
+        if ctx.drift is not None:
+            ctx.predictor = Predictor(table, ctx.space, ctx.data.in_channels, ctx.data.num_classes,
+                                      precision=ctx.precision)
     reports = []
     for n, ev in enumerate(chosen, 1):
         log(f"[{n}/{len(chosen)}] member {ev.id}: {ev.arch}")
@@ -333,7 +350,8 @@ def _local_latency(ctx: _RunContext, ev, arch, fmt: str, prec: Precision, target
     run_device = ctx.device
     if (run_device.get("transport", "local") == "local" and run_device.get("runtime") == FORMATS[fmt]
             and prec is ctx.precision and "latency" in ev.objectives):
-        file.predicted_latency_ms = float(ev.objectives["latency"])
+        file.predicted_latency_ms = (float(ev.objectives["latency"]) if ctx.predictor is None else
+                                     ctx.predictor.predict(arch).latency_ms)
 
 
 def time_model_files(device, files: Sequence[Path], resolution: int, quiet: bool = True) -> list[float]:
@@ -389,7 +407,9 @@ def _write_bundle_files(ctx: _RunContext, ev, arch, model, folder: Path, report:
         "files": [f.file for f in report.files],
         "predicted": {"device": ctx.device.get("name"), "runtime": ctx.device.get("runtime"),
                       "precision": ctx.precision.value, "table": Path(ctx.resolved.get("table") or "").name or None,
-                      **predicted},
+                      "table_path": ctx.resolved.get("table"), **predicted,
+                      **({"latency_ms_recalibrated": ctx.predictor.predict(arch).latency_ms, "drift": ctx.drift}
+                         if ctx.predictor is not None else {})},
         "accuracy": {"search": ev.accuracy, "torch": report.torch_accuracy, **accuracy},
         "verification": [asdict(f) for f in report.files],
         "status": report.status,
@@ -452,8 +472,11 @@ def deploy_bundle(bundle: str | Path, device_name: str, model: str | None = None
 
 
 def verify_bundle(bundle: str | Path, device_name: str, model: str | None = None, tolerance: float = 0.2,
-                  quiet: bool = False) -> dict:
-    """Time the bundle's model on the device (the profiling agent) and compare with the predicted latency."""
+                  quiet: bool = False, drift_check: bool | None = None, log: Callable[[str], None] = _log_default) -> dict:
+    """Time the bundle's model on the device (the profiling agent) and compare with the predicted latency.
+
+    Where the bundle's table is on this machine and the device is local (or ``drift_check=True``), the table's
+    anchors are timed again first and the prediction uses the refitted calibration (``result["drift"]``)."""
     from edgenas.devices import get_device
     from edgenas.genome import Architecture
 
@@ -467,8 +490,19 @@ def verify_bundle(bundle: str | Path, device_name: str, model: str | None = None
     predicted = meta["predicted"].get("latency_ms")
     comparable = (predicted is not None and meta["predicted"].get("precision") == precision.value
                   and meta["predicted"].get("runtime") == device.runtime)
+    drift = None
+    if comparable:
+        from edgenas.drift import recalibrated_table
+        from edgenas.predict import Predictor
+
+        table, drift = recalibrated_table(meta["predicted"].get("table_path") or meta["predicted"].get("table"),
+                                          device, drift_check, log)
+        if drift is not None:
+            space = table.search_space().with_choices(resolutions=[arch.resolution])
+            predicted = Predictor(table, space, meta["input"]["channels"], len(meta["labels"]),
+                                  precision=precision).predict(space.parse(meta["architecture"])).latency_ms
     result = {"device": device.name, "model": name, "measured_ms": measured, "predicted_ms": predicted,
-              "predicted_for": meta["predicted"].get("device"), "comparable": comparable}
+              "predicted_for": meta["predicted"].get("device"), "comparable": comparable, "drift": drift}
     if comparable:
         result["ratio"] = measured / predicted
         result["within_tolerance"] = abs(measured / predicted - 1) <= tolerance

@@ -91,10 +91,33 @@ def _atomic_json(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
+def model_cache_dir() -> Path | None:
+    """Where built model files are cached: ``$EDGENAS_CACHE_DIR``, else ``$XDG_CACHE_HOME/edgenas/models`` (default
+    ``~/.cache/edgenas/models``); ``EDGENAS_CACHE_DIR=""`` turns the cache off."""
+    env = os.environ.get("EDGENAS_CACHE_DIR")
+    if env is not None:
+        return Path(env) if env else None
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgenas" / "models"
+
+
+def _model_key(runtime: str, spec: ModelSpec, space: SearchSpace | None, precision: Precision, in_channels: int,
+               num_classes: int) -> str:
+    """A model file's content address: what it is, for which runtime and precision, by which tool versions."""
+    import torch
+
+    what = {"op": str(spec.op)} if spec.op is not None else {
+        "arch": str(spec.arch), "space": space.fingerprint if space else None, "in": in_channels, "classes": num_classes}
+    blob = json.dumps({**what, "runtime": runtime, "precision": precision.value, "edgenas": __version__,
+                       "torch": torch.__version__}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
 def _write_models(
     device: Device, space: SearchSpace, specs: Sequence[ModelSpec], precision: Precision,
     in_channels: int, num_classes: int, folder: Path, quiet: bool,
 ) -> None:
+    """Build the specs' model files into ``folder``; models do not depend on the device, so each is built once per
+    content (runtime, precision, op or network, versions) into a cache shared by every device and later profile."""
     import torch
 
     from edgenas.model import build_model, build_op
@@ -104,18 +127,32 @@ def _write_models(
     if not todo:
         return
     folder.mkdir(parents=True, exist_ok=True)
+    cache = model_cache_dir()
     bar = _progress_bar(len(todo), f"building {precision.value} models") if not quiet else None
-    for i, spec in enumerate(todo):
-        torch.manual_seed(i)
-        if spec.op is not None:
-            module, shape = build_op(spec.op).eval(), op_input_shape(spec.op)
-        else:
-            module = build_model(space, spec.arch, num_classes, in_channels).eval()
-            shape = module.input_shape
+    for spec in todo:
+        key = _model_key(device.runtime, spec, space, precision, in_channels, num_classes)
         target = folder / spec.file
-        tmp = target.with_name("tmp-" + target.name)
-        write_model(device.runtime, module, shape, tmp, precision)
-        os.replace(tmp, target)
+        cached = cache / f"{key}{target.suffix}" if cache is not None else None
+        if cached is None or not cached.is_file():
+            torch.manual_seed(int(key[:8], 16))  # weights fixed by the content, not by the build order
+            if spec.op is not None:
+                module, shape = build_op(spec.op).eval(), op_input_shape(spec.op)
+            else:
+                module = build_model(space, spec.arch, num_classes, in_channels).eval()
+                shape = module.input_shape
+            tmp = target.with_name("tmp-" + target.name)
+            write_model(device.runtime, module, shape, tmp, precision)
+            if cached is not None:
+                try:
+                    cached.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(tmp, cached.with_name(cached.name + f".{os.getpid()}.tmp"))
+                    os.replace(cached.with_name(cached.name + f".{os.getpid()}.tmp"), cached)
+                except OSError:  # a read-only or full cache only costs speed
+                    pass
+            os.replace(tmp, target)
+        else:
+            shutil.copyfile(cached, target.with_name("tmp-" + target.name))
+            os.replace(target.with_name("tmp-" + target.name), target)
         if bar is not None:
             bar.update(1)
     if bar is not None:
@@ -406,19 +443,23 @@ def _profile(device, space, precision, in_channels, num_classes, out, settings, 
     overhead_ms = latency_statistic(results["overhead"]["rounds_ms"])
     overhead_mj = float(np.median(results["overhead"]["energy_mj"])) if has_energy else None
 
-    networks, ratios, energy_ratios = [], [], []
+    from edgenas.predict import fit_calibration, op_compute_ms
+
+    networks, compute_sums, measured_all, energy_ratios = [], [], [], []
     for arch in calib:
         ops = decompose(space, arch, in_channels, num_classes)
-        raw = sum(entries[str(k)].latency_ms - overhead_ms for k in ops) + overhead_ms
+        compute = float(op_compute_ms([entries[str(k)].latency_ms for k in ops], overhead_ms).sum())
         measured_ms = latency_statistic(results[f"net:{arch}"]["rounds_ms"])
-        item = {"arch": str(arch), "measured_ms": measured_ms, "uncalibrated_ms": raw}
-        ratios.append(measured_ms / raw)
+        item = {"arch": str(arch), "measured_ms": measured_ms, "uncalibrated_ms": compute + overhead_ms}
+        compute_sums.append(compute)
+        measured_all.append(measured_ms)
         if has_energy:
-            raw_mj = sum(entries[str(k)].energy_mj - overhead_mj for k in ops) + overhead_mj
+            raw_mj = float(op_compute_ms([entries[str(k)].energy_mj for k in ops], overhead_mj).sum()) + overhead_mj
             measured_mj = float(np.median(results[f"net:{arch}"]["energy_mj"]))
             item.update(measured_mj=measured_mj, uncalibrated_mj=raw_mj)
             energy_ratios.append(measured_mj / raw_mj if raw_mj > 0 else 1.0)
         networks.append(item)
+    scale, call_ms = fit_calibration(compute_sums, measured_all, overhead_ms)
     table = LatencyTable(
         device=device.to_dict(),
         runtime={
@@ -436,15 +477,18 @@ def _profile(device, space, precision, in_channels, num_classes, out, settings, 
             "warmup_runs": settings.warmup_runs, "rounds": settings.rounds, "runs_per_round": settings.runs_for(space),
             "seed": settings.seed, "order": "every round runs all models, shuffled",
             "statistic": "median of each round's runs, fastest round kept; spread = interquartile range of all runs",
-            "timer": "perf_counter around one run (ONNX Runtime: run_with_iobinding)"
+            "timer": "perf_counter around one run (ONNX Runtime: session.run with a numpy input)"
             if device.kind != "adb" else "benchmark_model per-round average",
         },
         entries=entries,
         overhead={"latency_ms": overhead_ms, "energy_mj": overhead_mj, "op": str(OVERHEAD_OP)},
         calibration={
-            "latency_scale": float(np.median(ratios)) if ratios else 1.0,
+            "latency_scale": scale,
+            "overhead_ms": call_ms,
             "energy_scale": float(np.median(energy_ratios)) if energy_ratios else None,
-            "method": "median of measured / uncalibrated over whole networks timed with the ops",
+            "method": "latency = scale * sum of op compute times + overhead_ms; scale = median of (measured - "
+                      "overhead) / compute sum over whole networks timed with the ops",
+            "history": [],
             "networks": networks,
         },
         energy_source=measured.get("energy_source"),

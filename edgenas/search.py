@@ -75,7 +75,7 @@ class SearchConfig:
     finetune_epochs: int = 2  # children that inherit their parent's weights (lemonade)
     min_steps: int = MIN_STEPS_DEFAULT  # optimizer steps of every from-scratch candidate, at least
     batch_size: int = 64  # halved for tiny datasets (see edgenas.train.training_budget)
-    augment: str = "light"  # none or light (random crop; horizontal flip for RGB data)
+    augment: str = "none"  # none or light (random crop from 16 px; horizontal flip for RGB data)
     reward: str = "penalty"  # rl: penalty or mnasnet
     target_latency_ms: float | None = None  # rl targets (default: spread over the cost range)
     target_energy_mj: float | None = None
@@ -89,6 +89,7 @@ class SearchConfig:
     lr: float = 0.05
     label_smoothing: float = 0.0
     val_fraction: float = 0.2
+    drift_check: bool | None = None  # re-time the table's anchors before use; None: on for local devices
     workers: int = 2
     seed: int = 0
     run_dir: str | None = None
@@ -389,6 +390,34 @@ def _run_dir(config: SearchConfig, resume: bool) -> Path:
     return run_dir
 
 
+def _calibrate_for_run(table, device, config: SearchConfig, resumed_archive: Path | None, log):
+    """The table as this run predicts with it: a resumed run keeps the calibration it started with (its objectives
+    stay comparable); a new one re-times the table's anchors on local devices (or with drift_check=True) and uses
+    the refitted calibration.  Returns (table, drift record or None)."""
+    from edgenas.drift import check_drift
+
+    if resumed_archive is not None:
+        with Archive(resumed_archive, readonly=True) as previous:
+            saved = previous.get_meta("table")
+        if isinstance(saved, dict):
+            if saved.get("sha256") and saved["sha256"] != table.measurements_hash:
+                raise SearchError(f"{config.run_dir} was searched with table {saved.get('path')} (other measurements "
+                                  f"than {table.path}); resume with that table (--table), or start a new run")
+            drift = saved.get("drift")
+            if drift:
+                table = table.with_calibration(drift["latency_scale"], drift["overhead_ms"])
+            return table, drift
+        return table, None
+    wanted = config.drift_check if config.drift_check is not None else device.kind == "local"
+    if not wanted or not table.calibration.get("networks"):
+        return table, None
+    check = check_drift(table, device)
+    (log if not check.drifted else (lambda m: log(f"warning: {m}")))(
+        check.describe() + ("; this run predicts with the refitted calibration" + (
+            f" (to update the table itself: edgenas tables recalibrate {table.path})" if check.drifted else "")))
+    return check.apply(table), check.record()
+
+
 def _summary_notes(evaluations: Sequence[Evaluation], front: Sequence[Evaluation], majority_rate: float) -> list[str]:
     """What the user should know about a finished run: failures, networks at chance, a front of one."""
     notes = []
@@ -441,14 +470,14 @@ def run_search(
     split = data.split(config.val_fraction, config.seed)
     device = get_device(config.device)
     table = resolve_table(device, space, precision, data.in_channels, data.num_classes, config.table, log)
+    table.check_device(device)
+    if Objective.ENERGY in objectives and not table.has_energy:
+        raise SearchError(f"objective(s) energy are not available: table {table.name} has no energy measurements "
+                          "(its device has no energy source)")
+    Predictor(table, space, data.in_channels, data.num_classes, precision=precision)  # refuses another space/task
+    table, drift = _calibrate_for_run(table, device, config, archive_path if resume else None, log)
     predictor = Predictor(table, space, data.in_channels, data.num_classes, precision=precision)
     hardware = HardwareModel(space, data.in_channels, data.num_classes, precision, predictor, constraints)
-    missing = [o.value for o in objectives if o in HARDWARE and o not in hardware.available]
-    if missing:
-        raise SearchError(
-            f"objective(s) {', '.join(missing)} are not available: table {table.name} has no energy measurements "
-            "(its device has no energy source)"
-        )
     reference = _reference_point(hardware, objectives, config.seed)
     problem = SearchProblem(space, objectives, hardware, batch_size=config.population)
     strategy = get_strategy(config.strategy, config.strategy_settings())
@@ -465,7 +494,8 @@ def run_search(
     archive = Archive(archive_path)
     resolved = {
         "config": asdict(config), "space": {**space.to_dict(), "fingerprint": space.fingerprint},
-        "table": str(table.path), "device": device.to_dict(), "data": {
+        "table": str(table.path), "table_sha256": table.measurements_hash, "drift": drift,
+        "device": device.to_dict(), "data": {
             "name": data.name, "images": int(len(data.y)), "classes": list(data.classes), "in_channels": data.in_channels,
             "resolution": max(space.resolutions), "train": int(len(split.train)), "val": int(len(split.val)),
             "mean": split.mean.tolist(), "std": split.std.tolist(), "majority_rate": majority,
@@ -477,6 +507,7 @@ def run_search(
     if not resume:
         archive.set_meta("config", asdict(config))
         archive.set_meta("elapsed_seconds", 0.0)
+        archive.set_meta("table", {"path": str(table.path), "sha256": table.measurements_hash, "drift": drift})
     atomic_write_text(run_dir / "config.json", json.dumps(resolved, indent=1) + "\n")
 
     workers, threads = config.worker_threads()

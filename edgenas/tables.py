@@ -98,6 +98,45 @@ class LatencyTable:
         return self.space["fingerprint"]
 
     @property
+    def measurements_hash(self) -> str:
+        """SHA-256 of what the table measured (device, runtime, precision, space, task, entries, overhead): two tables
+        with the same hash predict alike up to their calibration."""
+        import hashlib
+
+        blob = json.dumps({"device": self.device.get("name"), "runtime": self.runtime, "precision": self.precision.value,
+                           "space": self.space_fingerprint, "task": self.task, "overhead": self.overhead,
+                           "entries": {k: self.entries[k].to_dict() for k in sorted(self.entries)}}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def check_device(self, device) -> None:
+        """Refuse a table measured on another device, runtime, execution provider/delegate or thread count."""
+        rt = self.runtime
+        mine = (self.device.get("name"), rt.get("name"), rt.get("execution_provider") or rt.get("delegate"),
+                rt.get("threads"))
+        theirs = (device.name, device.runtime, device.execution_provider or device.delegate, device.threads)
+        names = ("device", "runtime", "execution provider/delegate", "threads")
+        different = [f"{n} {a!r} (the table) vs {b!r}" for n, a, b in zip(names, mine, theirs) if a != b]
+        if different:
+            raise TableError(f"table {self.name} was measured on another setup: {'; '.join(different)}; use a table "
+                             f"profiled on this device (edgenas profile --device {device.name})")
+
+    @property
+    def call_overhead_ms(self) -> float:
+        """What one whole-network call adds to the calibrated compute (see :mod:`edgenas.predict`)."""
+        call = self.calibration.get("overhead_ms")
+        if isinstance(call, (int, float)) and call >= 0:
+            return float(call)
+        return float(self.calibration["latency_scale"]) * float(self.overhead["latency_ms"])
+
+    def with_calibration(self, latency_scale: float, overhead_ms: float, **record) -> LatencyTable:
+        """The same table with a new calibration (a recalibration on the device); ``record`` is kept beside it."""
+        from dataclasses import replace
+
+        calibration = {**self.calibration, "latency_scale": float(latency_scale), "overhead_ms": float(overhead_ms),
+                       **record}
+        return replace(self, calibration=calibration, path=self.path)
+
+    @property
     def has_energy(self) -> bool:
         return self.energy_source is not None and all(e.energy_mj is not None for e in self.entries.values())
 
@@ -179,14 +218,26 @@ class LatencyTable:
                 raise TableError(f"{source}: entry {key} needs numeric latency_ms, spread_ms and runs") from None
             if not (math.isfinite(entry.latency_ms) and entry.latency_ms > 0):
                 raise TableError(f"{source}: entry {key} has latency_ms {entry.latency_ms}, expected a positive number")
+            if entry.energy_mj is not None and not (math.isfinite(entry.energy_mj) and entry.energy_mj >= 0):
+                raise TableError(f"{source}: entry {key} has energy_mj {entry.energy_mj}, expected a number >= 0")
             entries[key] = entry
         overhead = data["overhead"]
         calibration = data["calibration"]
-        if not isinstance(overhead, dict) or not isinstance(overhead.get("latency_ms"), (int, float)):
-            raise TableError(f"{source}: overhead.latency_ms must be a number")
+        if not isinstance(overhead, dict) or not _finite(overhead.get("latency_ms"), 0):
+            raise TableError(f"{source}: overhead.latency_ms must be a finite number >= 0")
         scale = calibration.get("latency_scale") if isinstance(calibration, dict) else None
-        if not isinstance(scale, (int, float)) or not scale > 0:
-            raise TableError(f"{source}: calibration.latency_scale must be a positive number")
+        if not _finite(scale, 0) or not scale > 0:
+            raise TableError(f"{source}: calibration.latency_scale must be a finite positive number")
+        if calibration.get("overhead_ms") is not None and not _finite(calibration.get("overhead_ms"), 0):
+            raise TableError(f"{source}: calibration.overhead_ms must be a finite number >= 0")
+        for key in ("device", "runtime", "measurement"):
+            if not isinstance(data[key], dict):
+                raise TableError(f"{source}: {key} must be an object")
+        networks = calibration.get("networks", [])
+        if not isinstance(networks, list) or not all(
+                isinstance(n, dict) and isinstance(n.get("arch"), str) and _finite(n.get("measured_ms"), 0)
+                for n in networks):
+            raise TableError(f"{source}: calibration.networks must list {{arch, measured_ms}} objects")
         return cls(
             device=data["device"],
             runtime=data["runtime"],
@@ -243,6 +294,10 @@ class LatencyTable:
             f"{rt.get('threads')}t {self.precision.value}, space {self.space.get('name')} "
             f"{self.space.get('resolutions')} ({self.space_fingerprint}), {len(self.entries)} ops"
         )
+
+
+def _finite(value: Any, minimum: float) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= minimum
 
 
 def table_folders() -> list[Path]:

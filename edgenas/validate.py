@@ -19,7 +19,7 @@ import numpy as np
 from scipy.stats import kendalltau
 
 from edgenas.devices import Device, device_from_dict
-from edgenas.predict import Predictor
+from edgenas.predict import Predictor, floored_ops
 from edgenas.profile import MeasurementSettings, ModelSpec, latency_statistic, measure
 from edgenas.tables import LatencyTable
 
@@ -45,10 +45,17 @@ def validate_table(
     predictor = Predictor(table, space, task["in_channels"], task["num_classes"])
     rng = np.random.default_rng(seed)
     archs = []
-    while len(archs) < samples:
+    for _ in range(50 * samples):  # bounded: a small space may hold fewer architectures than asked for
+        if len(archs) == samples:
+            break
         arch = space.sample(rng)
         if arch not in archs:
             archs.append(arch)
+    samples = len(archs)
+    if samples < 2:
+        from edgenas.errors import TableError
+
+        raise TableError(f"the space of table {table.name} yields fewer than 2 distinct architectures to validate on")
     from edgenas.opmodels import MODEL_SUFFIX
 
     suffix = MODEL_SUFFIX[device.runtime]
@@ -96,6 +103,7 @@ def validate_table(
         "mape_pct": float(np.mean(np.abs(ratio - 1)) * 100),
         "kendall_tau": float(tau),
         "bias_pct": float(np.median(ratio - 1) * 100),
+        "floored_ops": floored_ops(table),
         "noise_within_10pct": _within(a / b),
         "noise_mape_pct": float(np.mean(np.abs(a / b - 1)) * 100),
         "speed_ratio": speed,

@@ -8,6 +8,14 @@ import pytest
 from edgenas.space import HeadSpec, SearchSpace, StageSpec, StemSpec, get_space
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _model_cache(tmp_path_factory):
+    """Built model files are cached per test session, never in the user's cache."""
+    import os
+
+    os.environ["EDGENAS_CACHE_DIR"] = str(tmp_path_factory.mktemp("model-cache"))
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)

@@ -20,7 +20,7 @@ from tests.test_transports import ssh_device
 def trained_run(search_setup, tmp_path_factory):
     run = tmp_path_factory.mktemp("export") / "run"
     config = SearchConfig(space=search_setup["space"], table=search_setup["table"], population=4, budget=4, epochs=3,
-                          min_steps=0, workers=2, run_dir=str(run))
+                          min_steps=0, drift_check=False, workers=2, run_dir=str(run))
     result = run_search(config, progress=False, log=lambda m: None)
     assert len(result.front) >= 1
     return run
@@ -31,6 +31,10 @@ def exported(trained_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("bundles")
     folder, reports = export_run(trained_run, formats="onnx,tflite", out=out, log=lambda m: None)
     return folder, reports
+
+
+def files_pred(report):
+    return next(f.predicted_latency_ms for f in report.files if f.file == "model.int8.onnx")
 
 
 def test_export_writes_verified_bundles(trained_run, exported):
@@ -51,6 +55,11 @@ def test_export_writes_verified_bundles(trained_run, exported):
         assert meta["labels"] == [str(i) for i in range(10)] and len(meta["normalization"]["mean"]) == 1
         assert meta["predicted"]["device"] == "local-ort" and meta["predicted"]["precision"] == "int8"
         assert meta["predicted"]["latency_ms"] == pytest.approx(by_id[r.id].objectives["latency"], rel=1e-5)
+        # the run's device is this machine: the table's anchors were timed again before comparing
+        drift = meta["predicted"]["drift"]
+        assert drift["anchors"] == 2 and drift["device"] == "local-ort" and drift["latency_scale"] > 0
+        assert files_pred(r) == pytest.approx(meta["predicted"]["latency_ms_recalibrated"])
+        assert meta["preprocessing"]["crop"].startswith("centre square") and meta["preprocessing"]["mode"] == "L"
         assert meta["default_models"] == ["model.int8.onnx", "model.int8.tflite"]
         files = {f.file: f for f in r.files}
         # The weights are the search's: torch and fp32 files give the accuracy the search measured.
@@ -63,7 +72,6 @@ def test_export_writes_verified_bundles(trained_run, exported):
             assert f.latency_ms > 0
             assert meta["accuracy"][f.file] == f.accuracy
         assert files["model.int8.onnx"].size_kb < files["model.fp32.onnx"].size_kb  # tiny nets: quant params weigh in
-        assert files["model.int8.onnx"].predicted_latency_ms == pytest.approx(meta["predicted"]["latency_ms"], abs=1e-6)
         assert files["model.fp32.onnx"].predicted_latency_ms is None  # the table is int8: no fp32 prediction
         drop = files["model.fp32.onnx"].accuracy - files["model.int8.onnx"].accuracy
         assert (r.status == "flagged") == (100 * drop > 1.0 or 100 * (
@@ -170,9 +178,12 @@ def test_deploy_and_verify_locally(exported, capsys):
     bundle = exported[0] / f"member-{exported[1][0].id}"
     result = deploy_bundle(bundle, "local-ort")
     assert result["model"] == "model.int8.onnx" and result["check"]["samples"] == 20 and result["time"]["median_ms"] > 0
-    verified = verify_bundle(bundle, "local-ort", quiet=True)
-    assert verified["comparable"] and verified["measured_ms"] > 0 and 0.2 < verified["ratio"] < 5
-    other = verify_bundle(bundle, "local-litert", quiet=True)
+    verified = verify_bundle(bundle, "local-ort", quiet=True, log=lambda m: None)
+    assert verified["comparable"] and verified["measured_ms"] > 0 and verified["ratio"] > 0
+    assert verified["drift"]["anchors"] == 2  # the prediction used the table recalibrated now
+    plain = verify_bundle(bundle, "local-ort", quiet=True, drift_check=False, log=lambda m: None)
+    assert plain["drift"] is None and plain["predicted_ms"] == read_bundle(bundle)["predicted"]["latency_ms"]
+    other = verify_bundle(bundle, "local-litert", quiet=True, log=lambda m: None)
     assert other["model"] == "model.int8.tflite" and not other["comparable"]  # the prediction is for ONNX Runtime
     assert main(["verify", str(bundle), "--device", "local-ort", "--tolerance", "100", "--quiet"]) == 0
     assert "predicted for local-ort" in capsys.readouterr().out

@@ -27,8 +27,10 @@ def check_table(table: LatencyTable, space: SearchSpace, precision: str):
     assert set(table.entries) == keys
     assert table.precision.value == precision and table.space_fingerprint == space.fingerprint
     assert all(e.latency_ms > 0 and e.runs == FAST.rounds * FAST.runs_per_round for e in table.entries.values())
-    assert 0 < table.overhead["latency_ms"] < min(e.latency_ms for e in table.entries.values()) * 1.5
-    assert len(table.calibration["networks"]) == 3 and 0.5 < table.calibration["latency_scale"] < 2
+    # Physical invariants only (no timing assertions: the suite runs on loaded machines).
+    assert table.overhead["latency_ms"] > 0 and np.isfinite(table.overhead["latency_ms"])
+    assert len(table.calibration["networks"]) == 3 and np.isfinite(table.calibration["latency_scale"])
+    assert table.calibration["latency_scale"] > 0 and table.calibration["overhead_ms"] == table.overhead["latency_ms"]
     assert table.energy_source is None and not table.has_energy
 
 
@@ -40,11 +42,20 @@ def test_local_onnxruntime_profile(tmp_path, nano_space, precision):
     check_table(table, nano_space, precision)
     assert table.runtime["name"] == "onnxruntime" and table.runtime["version"]
     assert not (tmp_path / "t.json.work").exists()
-    # The table predicts its own calibration networks to within the calibration's spread.
+    # Predictions follow scale * sum of compute + call overhead, computed here independently from the entries.
     predictor = Predictor(table, nano_space, 1, 10)
+    o, scale = table.overhead["latency_ms"], table.calibration["latency_scale"]
+    exact = 0
     for net in table.calibration["networks"]:
-        predicted = predictor.predict(nano_space.parse(net["arch"])).latency_ms
-        assert predicted == pytest.approx(net["uncalibrated_ms"] * table.calibration["latency_scale"])
+        arch = nano_space.parse(net["arch"])
+        from edgenas.ops import decompose
+
+        times = [table.entries[str(k)].latency_ms for k in decompose(nano_space, arch, 1, 10)]
+        compute = sum(max(t - o, 0.05 * t) for t in times)
+        predicted = predictor.predict(arch).latency_ms
+        assert predicted == pytest.approx(scale * compute + o)
+        exact += predicted == pytest.approx(net["measured_ms"], rel=1e-9)
+    assert exact >= 1  # the scale is the median fit: the median anchor is predicted exactly
 
 
 def test_profile_refuses_precisions_the_device_lacks(tmp_path, nano_space):

@@ -19,7 +19,7 @@ def setup(search_setup):
 
 
 def config(setup, run_dir, **kw) -> SearchConfig:
-    base = dict(space=setup["space"], table=setup["table"], population=4, budget=8, epochs=1, workers=1, min_steps=0,
+    base = dict(space=setup["space"], table=setup["table"], population=4, budget=8, epochs=1, workers=1, min_steps=0, drift_check=False,
                 run_dir=str(run_dir))
     return SearchConfig(**{**base, **kw})
 
@@ -98,7 +98,7 @@ def test_hard_limits_reject_before_training(setup, tmp_path):
 def test_a_killed_search_resumes(setup, tmp_path):
     run = tmp_path / "k"
     argv = [sys.executable, "-m", "edgenas", "search", "--space", setup["space"], "--table", setup["table"],
-            "--population", "4", "--budget", "8", "--epochs", "2", "--workers", "1", "--min-steps", "0", "--run-dir", str(run), "--quiet"]
+            "--population", "4", "--budget", "8", "--epochs", "2", "--workers", "1", "--min-steps", "0", "--no-drift-check", "--run-dir", str(run), "--quiet"]
     with subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:
         deadline = time.monotonic() + 300
         while True:
@@ -135,6 +135,10 @@ def test_a_killed_search_resumes(setup, tmp_path):
         (["search", "--budget", "0"], "--budget, --epochs, --finetune-epochs and --workers must be at least 1"),
         (["search", "--max-size-kb", "-3"], "--max-size-kb must be positive"),
         (["search", "--entropy-weight", "-1"], "--penalty-weight and --entropy-weight must be zero or positive"),
+        (["search", "--device", "raspberry-pi-ssh"], "was measured on another setup: device 'local-ort' (the table)"),
+        (["search", "--budget", "lots"], "argument --budget: invalid int value: 'lots'"),
+        (["search", "--lr", "0"], "lr > 0"),
+        (["search", "--val-fraction", "1.5"], "--val-fraction must be between 0 and 1"),
     ],
 )
 def test_bad_search_input_is_one_line(setup, tmp_path, capsys, argv, fragment):
@@ -143,10 +147,14 @@ def test_bad_search_input_is_one_line(setup, tmp_path, capsys, argv, fragment):
     extra = ["--space", setup["space"], "--table", setup["table"], "--run-dir", str(tmp_path / "x")]
     if "--resume" in argv:
         extra = ["--space", setup["space"]]
-    code = main(argv + extra)
+    try:
+        code = main(argv + extra)
+    except SystemExit as exc:  # argparse's errors end the process the same way: one line, status 1
+        code = exc.code
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and fragment in err, err
-    assert not (tmp_path / "x" / "archive.sqlite").exists()
+    assert err.startswith("edgenas: error: ")
+    assert not (tmp_path / "x").exists()  # a refused setting leaves no run folder behind
 
 
 def test_front_command(digits_run, tmp_path, capsys):
@@ -210,7 +218,7 @@ def test_rl_search_with_the_mnasnet_reward_from_the_cli(setup, tmp_path, capsys)
     run = tmp_path / "rl"
     code = main(["search", "--space", setup["space"], "--table", setup["table"], "--strategy", "rl", "--reward",
                  "mnasnet", "--target-latency-ms", "0.05", "--mnasnet-beta", "-0.5", "--entropy-weight", "0.05",
-                 "--population", "4", "--budget", "8", "--epochs", "1", "--min-steps", "0",
+                 "--population", "4", "--budget", "8", "--epochs", "1", "--min-steps", "0", "--no-drift-check",
                  "--workers", "1", "--run-dir", str(run), "--quiet"])
     assert code == 0
     with Archive(run / "archive.sqlite") as archive:
@@ -267,7 +275,7 @@ def test_min_steps_raise_the_epochs_and_are_recorded(setup, tmp_path):
     training = resolved["training"]
     # digits: 1,437 training images, batch 64, 23 steps an epoch: 100 steps need 5 epochs (the user asked for 1)
     assert training["batch_size"] == 64 and training["epochs"] == 5 and training["steps"] == 115
-    assert training["augment"] == "light" and training["flip"] is False  # greyscale digits are never mirrored
+    assert training["augment"] == "none" and training["flip"] is False  # greyscale digits are never mirrored
     assert resolved["data"]["preprocessing"]["crop"].startswith("centre square")
     with Archive(run / "archive.sqlite") as archive:
         assert {(e.epochs, e.steps) for e in archive.all()} == {(5, 115)}

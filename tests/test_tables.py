@@ -51,7 +51,7 @@ def test_round_trip_through_json(tmp_path, nano_space):
         (lambda d: d["entries"].update({"conv_1": {"latency_ms": 1, "spread_ms": 0, "runs": 1}}), "entry 'conv_1' is not an op key"),
         (lambda d: d["entries"][next(iter(d["entries"]))].update(latency_ms=-1), "expected a positive number"),
         (lambda d: d["entries"][next(iter(d["entries"]))].pop("runs"), "needs numeric latency_ms, spread_ms and runs"),
-        (lambda d: d["calibration"].update(latency_scale=0), "latency_scale must be a positive number"),
+        (lambda d: d["calibration"].update(latency_scale=0), "latency_scale must be a finite positive number"),
         (lambda d: d.update(entries={}), "has no entries"),
     ],
 )
@@ -109,3 +109,68 @@ def test_find_table(tmp_path, nano_space):
     assert find_table("test", nano_space.fingerprint, "int8", 3, 10, folder=tmp_path) is None
     assert find_table("test", nano_space.fingerprint, "fp32", 1, 10, folder=tmp_path) is None
     assert find_table("test", get_space("small").fingerprint, "fp32", 3, 10, folder=tmp_path) is None
+
+
+def test_ops_timed_below_the_overhead_are_floored_never_negative(nano_space):
+    """An op can time at or below the call overhead on a loaded machine: its compute time is floored at 5%."""
+    from edgenas.predict import floored_ops, op_compute_ms
+
+    table = synthetic_table(nano_space, overhead=0.01)  # entries 0.02-1.01 ms: none within 5% of the overhead
+    assert floored_ops(table) == 0
+    key = sorted(table.entries)[0]
+    raw = table.to_dict()
+    raw["entries"][key]["latency_ms"] = 0.004  # faster than the 0.01 ms overhead
+    table = LatencyTable.from_dict(raw)
+    assert floored_ops(table) == 1
+    assert op_compute_ms([0.2, 1.5], 0.5).tolist() == pytest.approx([0.01, 1.0])
+    predictor = Predictor(table, nano_space, 3, 10)
+    X = np.stack([nano_space.encode(nano_space.sample(np.random.default_rng(s))) for s in range(50)])
+    assert (predictor.predict_batch(X)["latency_ms"] > 0).all()
+
+
+def test_fit_calibration_by_hand():
+    from edgenas.predict import fit_calibration
+
+    # measured = 2 * compute + 0.1 exactly for three networks: the fit recovers scale 2 and the overhead.
+    scale, call = fit_calibration([1.0, 2.0, 4.0], [2.1, 4.1, 8.1], 0.1)
+    assert scale == pytest.approx(2.0) and call == 0.1
+    assert fit_calibration([], [], 0.3) == (1.0, 0.3)
+
+
+def test_recalibrated_calibration_changes_predictions_as_stated(nano_space):
+    table = synthetic_table(nano_space, overhead=0.01, scale=1.0)
+    arch = nano_space.sample(np.random.default_rng(1))
+    before = Predictor(table, nano_space, 3, 10)
+    compute = before.compute_sum(arch)
+    assert before.predict(arch).latency_ms == pytest.approx(compute + 0.01)  # an old table: scale * (sum + o)
+    after = Predictor(table.with_calibration(0.5, 0.002), nano_space, 3, 10)
+    assert after.predict(arch).latency_ms == pytest.approx(0.5 * compute + 0.002)
+
+
+@pytest.mark.parametrize(
+    "patch, fragment",
+    [
+        ({"overhead": {"latency_ms": float("nan")}}, "overhead.latency_ms must be a finite number"),
+        ({"calibration": {"latency_scale": float("inf")}}, "latency_scale must be a finite positive number"),
+        ({"calibration": {"latency_scale": 1.0, "overhead_ms": -1}}, "overhead_ms must be a finite number"),
+        ({"calibration": {"latency_scale": 1.0, "networks": [{"arch": 3}]}}, "calibration.networks must list"),
+        ({"device": "a string"}, "device must be an object"),
+    ],
+)
+def test_tables_with_impossible_values_are_refused(nano_space, patch, fragment):
+    raw = {**synthetic_table(nano_space).to_dict(), **patch}
+    with pytest.raises(TableError, match=fragment):
+        LatencyTable.from_dict(raw)
+
+
+def test_a_table_of_another_device_is_refused(nano_space):
+    from edgenas.devices import get_device
+
+    table = synthetic_table(nano_space)
+    with pytest.raises(TableError, match="measured on another setup: device 'test' .* vs 'raspberry-pi-ssh'"):
+        table.check_device(get_device("raspberry-pi-ssh"))
+    raw = table.to_dict()
+    raw["device"] = {"name": "local-ort"}
+    raw["runtime"] = {"name": "onnxruntime", "execution_provider": "CPUExecutionProvider", "threads": 1}
+    LatencyTable.from_dict(raw).check_device(get_device("local-ort"))  # the same setup: accepted
+    assert LatencyTable.from_dict(raw).measurements_hash != table.measurements_hash
