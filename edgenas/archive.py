@@ -127,8 +127,13 @@ class Archive:
         self.db.commit()
 
     def get_meta(self, key: str, default: Any = None) -> Any:
-        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else default
+        from edgenas.errors import SearchError
+
+        try:
+            row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            return json.loads(row[0]) if row else default
+        except (sqlite3.DatabaseError, ValueError, TypeError) as exc:
+            raise SearchError(f"{self.path}: its setting '{key}' cannot be read ({exc}); the archive is damaged") from None
 
     # ----------------------------------------------------------- evaluations
     def add(self, ev: Evaluation) -> Evaluation:

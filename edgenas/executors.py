@@ -53,11 +53,46 @@ class InProcessExecutor(Executor):
             yield key, self.function(*args)
 
 
+def _die_with_parent(parent: int, initializer: Callable, initargs: tuple) -> None:
+    """Worker start-up: end this worker when the search process dies (even by kill -9), then initialise it.
+
+    On Linux the kernel sends SIGKILL when the parent goes (``PR_SET_PDEATHSIG``); elsewhere a daemon thread
+    polls for the parent every second.
+    """
+    import os
+    import signal
+    import sys
+    import threading
+    import time
+
+    done = False
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            done = ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL)) == 0  # PR_SET_PDEATHSIG
+        except OSError:
+            done = False
+    if os.getppid() != parent:  # the parent died before the call above took effect
+        os._exit(1)
+    if not done:
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(1.0)
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True).start()
+    initializer(*initargs)
+
+
 class LocalProcessExecutor(Executor):
     def __init__(self, function: Callable, workers: int, initializer: Callable, initargs: tuple) -> None:
+        import os
+
         self.function = function
         self.pool = ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context("spawn"), initializer=initializer, initargs=initargs
+            workers, mp_context=multiprocessing.get_context("spawn"), initializer=_die_with_parent,
+            initargs=(os.getpid(), initializer, initargs),
         )
 
     def run(self, tasks):

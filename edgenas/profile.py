@@ -112,51 +112,99 @@ def _model_key(runtime: str, spec: ModelSpec, space: SearchSpace | None, precisi
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
-def _write_models(
-    device: Device, space: SearchSpace, specs: Sequence[ModelSpec], precision: Precision,
-    in_channels: int, num_classes: int, folder: Path, quiet: bool,
-) -> None:
-    """Build the specs' model files into ``folder``; models do not depend on the device, so each is built once per
-    content (runtime, precision, op or network, versions) into a cache shared by every device and later profile."""
+def _build_model_file(runtime: str, op_text: str | None, arch_text: str | None, space_dict: dict | None,
+                      precision: str, in_channels: int, num_classes: int, target: str, seed: int,
+                      threads: int | None = None) -> str:
+    """Build one model file (in this process or a worker): an op (``op_text``) or a whole network (``arch_text``)."""
     import torch
 
     from edgenas.model import build_model, build_op
     from edgenas.opmodels import op_input_shape, write_model
+    from edgenas.space import space_from_dict
 
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)  # weights fixed by the content, not by the build order
+    if op_text is not None:
+        key = OpKey.parse(op_text)
+        module, shape = build_op(key).eval(), op_input_shape(key)
+    else:
+        space = space_from_dict(space_dict)
+        module = build_model(space, space.parse(arch_text), num_classes, in_channels).eval()
+        shape = module.input_shape
+    write_model(runtime, module, shape, Path(target), Precision(precision))
+    return target
+
+
+#: Build model files in parallel processes from this many missing models on (LiteRT conversion takes seconds each).
+PARALLEL_BUILD_FROM = 16
+
+
+def _write_models(
+    device: Device, space: SearchSpace, specs: Sequence[ModelSpec], precision: Precision,
+    in_channels: int, num_classes: int, folder: Path, quiet: bool,
+) -> None:
+    """Build the specs' model files into ``folder``.
+
+    Models do not depend on the device, so each is built once per content (runtime, precision, op or network,
+    tool versions) into a cache shared by every device and later profile (:func:`model_cache_dir`).  Many
+    missing models are built in parallel spawned processes, one per core.
+    """
     todo = [s for s in specs if not (folder / s.file).exists()]
     if not todo:
         return
     folder.mkdir(parents=True, exist_ok=True)
     cache = model_cache_dir()
     bar = _progress_bar(len(todo), f"building {precision.value} models") if not quiet else None
+    jobs = []
     for spec in todo:
         key = _model_key(device.runtime, spec, space, precision, in_channels, num_classes)
         target = folder / spec.file
         cached = cache / f"{key}{target.suffix}" if cache is not None else None
-        if cached is None or not cached.is_file():
-            torch.manual_seed(int(key[:8], 16))  # weights fixed by the content, not by the build order
-            if spec.op is not None:
-                module, shape = build_op(spec.op).eval(), op_input_shape(spec.op)
-            else:
-                module = build_model(space, spec.arch, num_classes, in_channels).eval()
-                shape = module.input_shape
-            tmp = target.with_name("tmp-" + target.name)
-            write_model(device.runtime, module, shape, tmp, precision)
-            if cached is not None:
-                try:
-                    cached.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(tmp, cached.with_name(cached.name + f".{os.getpid()}.tmp"))
-                    os.replace(cached.with_name(cached.name + f".{os.getpid()}.tmp"), cached)
-                except OSError:  # a read-only or full cache only costs speed
-                    pass
-            os.replace(tmp, target)
-        else:
+        if cached is not None and cached.is_file():
             shutil.copyfile(cached, target.with_name("tmp-" + target.name))
             os.replace(target.with_name("tmp-" + target.name), target)
+            if bar is not None:
+                bar.update(1)
+            continue
+        args = (device.runtime, str(spec.op) if spec.op is not None else None,
+                str(spec.arch) if spec.arch is not None else None,
+                space.to_dict() if spec.arch is not None else None, precision.value, in_channels, num_classes,
+                str(target.with_name("tmp-" + target.name)), int(key[:8], 16))
+        jobs.append((target, cached, args))
+
+    def finish(target: Path, cached: Path | None) -> None:
+        tmp = target.with_name("tmp-" + target.name)
+        if cached is not None:
+            try:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                part = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
+                shutil.copyfile(tmp, part)
+                os.replace(part, cached)
+            except OSError:  # a read-only or full cache only costs speed
+                pass
+        os.replace(tmp, target)
         if bar is not None:
             bar.update(1)
-    if bar is not None:
-        bar.close()
+
+    cores = os.cpu_count() or 1
+    try:
+        if len(jobs) >= PARALLEL_BUILD_FROM and cores > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(cores, mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures = [(target, cached, pool.submit(_build_model_file, *args, 1)) for target, cached, args in jobs]
+                for target, cached, future in futures:
+                    future.result()
+                    finish(target, cached)
+        else:
+            for target, cached, args in jobs:
+                _build_model_file(*args)
+                finish(target, cached)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def measure(

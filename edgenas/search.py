@@ -439,6 +439,29 @@ def _summary_notes(evaluations: Sequence[Evaluation], front: Sequence[Evaluation
     return notes
 
 
+#: Generations in a row that may pass without a new evaluation, or without a network trained, before a search stops.
+MAX_IDLE_GENERATIONS = 3
+MAX_UNTRAINED_GENERATIONS = 20
+
+
+def _check_limits_meetable(hardware: HardwareModel, constraints: Constraints, seed: int) -> None:
+    """Refuse hard limits that no architecture meets, naming each broken limit and what the cheapest costs."""
+    if not constraints.items():
+        return
+    space = hardware.space
+    xl, xu = space.bounds
+    rng = np.random.default_rng(seed + 1)
+    X = np.vstack([xl[None, :], rng.integers(xl, xu + 1, size=(20_000, space.n_var))])
+    values = hardware.evaluate(X)
+    if hardware.feasible(values).any():
+        return
+    parts = [f"--{name.replace('_', '-')} {limit:g} (the cheapest of 20,001 architectures sampled, the smallest "
+             f"included, needs {float(values[o].min()):.4g})"
+             for o, (name, limit) in zip(constraints.objectives, constraints.items())]
+    raise SearchError(f"no architecture of space '{space.name}' meets the hard limits: {'; '.join(parts)}; loosen "
+                      "them or use a smaller space")
+
+
 def run_search(
     config: SearchConfig,
     *,
@@ -479,6 +502,7 @@ def run_search(
     predictor = Predictor(table, space, data.in_channels, data.num_classes, precision=precision)
     hardware = HardwareModel(space, data.in_channels, data.num_classes, precision, predictor, constraints)
     reference = _reference_point(hardware, objectives, config.seed)
+    _check_limits_meetable(hardware, constraints, config.seed)
     problem = SearchProblem(space, objectives, hardware, batch_size=config.population)
     strategy = get_strategy(config.strategy, config.strategy_settings())
     strategy.setup(problem, config.seed)
@@ -487,10 +511,44 @@ def run_search(
         log(f"{len(split.train)} training images: batch {budget.batch_size}, {budget.epochs} epochs "
             f"({budget.steps(budget.epochs)} steps) per network trained from scratch, so that each takes at least "
             f"--min-steps {config.min_steps}")
-    majority = data.majority_rate
-    n_val = len(split.val)
 
     run_dir.mkdir(parents=True, exist_ok=True)
+    lock = _lock_run_dir(run_dir)
+    try:
+        if not resume and archive_path.exists():  # another search created it since the checks above
+            raise SearchError(f"{run_dir} already holds a run: add --resume to continue it, or choose another --run-dir")
+        return _search_locked(config, resume, progress, log, run_dir, archive_path, data, split, space, table, drift,
+                              device, objectives, constraints, hardware, reference, strategy, budget)
+    finally:
+        lock.close()  # releases the lock (the kernel also releases it if this process dies)
+
+
+def _lock_run_dir(run_dir: Path):
+    """An advisory lock on the run folder for the whole search: a second search on it is refused, not interleaved.
+    A crashed search holds no lock (the kernel drops it with the process), so no lock goes stale."""
+    import fcntl
+
+    handle = (run_dir / ".lock").open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "?"
+        handle.close()
+        raise SearchError(f"{run_dir} is in use by another edgenas search (process {holder}); wait for it to finish "
+                          "or stop it, or choose another --run-dir") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def _search_locked(config, resume, progress, log, run_dir, archive_path, data, split, space, table, drift, device,
+                   objectives, constraints, hardware, reference, strategy, budget) -> SearchResult:
+    """The search itself, in a locked run folder (see :func:`run_search`)."""
+    majority = data.majority_rate
+    n_val = len(split.val)
     archive = Archive(archive_path)
     resolved = {
         "config": asdict(config), "space": {**space.to_dict(), "fingerprint": space.fingerprint},
@@ -526,10 +584,22 @@ def run_search(
         bar = tqdm(total=config.budget, initial=min(totals["trained"], config.budget), desc="search", unit="net",
                    file=sys.stderr, dynamic_ncols=True, disable=None)
     notes: list[str] = []
-    generation = 0
+    generation = idle = untrained = 0
+    told: set[str] = set()  # candidates told to the strategy in this session (a resume replays the others)
     try:
         while True:
-            trained = archive.totals()["trained"]
+            if idle >= MAX_IDLE_GENERATIONS:
+                t = archive.totals()
+                notes.append(f"stopped: {idle} generations in a row proposed nothing new to evaluate; the space holds "
+                             f"{space.n_architectures():,} architectures and {t['evaluations']:,} were evaluated (the "
+                             "strategy has exhausted what it can reach)")
+                break
+            if untrained >= MAX_UNTRAINED_GENERATIONS:
+                notes.append(f"stopped: {untrained} generations in a row trained nothing (every candidate broke a hard "
+                             "limit or was evaluated before); loosen the limits or use a smaller space")
+                break
+            before = archive.totals()
+            trained = before["trained"]
             elapsed = elapsed_before + time.monotonic() - started
             if trained >= config.budget:
                 break
@@ -542,9 +612,12 @@ def run_search(
             G = hardware.violations(cheap)
             evaluations: list[Evaluation | None] = [None] * len(candidates)
             jobs = []
+            known = set()
             for i, cand in enumerate(candidates):
                 text = str(cand.arch)
                 cached = archive.get(text)
+                if cached is not None:
+                    known.add(text)
                 hw = {o.value: float(cheap[o][i]) for o in hardware.available}
                 if cached is not None:
                     evaluations[i] = cached
@@ -580,6 +653,12 @@ def run_search(
                 if bar is not None:
                     bar.update(1)
             generation += 1
+            after = archive.totals()
+            texts = [str(c.arch) for c in candidates]
+            replayed = any(t in known and t not in told for t in texts)  # served from an earlier session's archive
+            idle = idle + 1 if all(t in told for t in texts) else 0
+            untrained = untrained + 1 if after["trained"] == before["trained"] and not replayed else 0
+            told.update(texts)
             ok = [e for e in fresh if e.status == "ok"]
             if ok and all(e.at_chance for e in ok):
                 log(f"generation {generation}: all {len(ok)} trained network(s) scored at chance "
@@ -625,9 +704,16 @@ def load_run(run_dir: str | Path) -> tuple[dict, list[Evaluation], list[Objectiv
     path = run_dir / "archive.sqlite"
     if not path.is_file():
         raise SearchError(f"{run_dir} is not a search run (no archive.sqlite)")
-    with Archive(path) as archive:
+    with Archive(path, readonly=True) as archive:  # read-only: works on a read-only run, never changes it
         config = archive.get_meta("config")
         evaluations = archive.all()
-    resolved = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").is_file() else {}
+    if not isinstance(config, dict) or not isinstance(config.get("objectives"), str):
+        raise SearchError(f"{run_dir}: its archive holds no run settings; it is not a complete search run")
+    resolved = {}
+    if (run_dir / "config.json").is_file():
+        try:
+            resolved = json.loads((run_dir / "config.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise SearchError(f"{run_dir}/config.json cannot be read ({exc}); restore it or re-run the search") from None
     return resolved or {"config": config}, evaluations, list(parse_objectives(config["objectives"]))
 

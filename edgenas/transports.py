@@ -43,6 +43,7 @@ class Completed:
     returncode: int
     stdout: str
     stderr: str
+    stdout_bytes: bytes = b""  # stdout exactly as received (binary-safe)
 
 
 def _tail(text: str, lines: int = 5) -> str:
@@ -105,7 +106,8 @@ def _execute(
         for stream in (proc.stdout, proc.stderr, proc.stdin):
             if stream is not None and not stream.closed:
                 stream.close()
-    result = Completed(proc.returncode, b"".join(out_chunks).decode(errors="replace"), "\n".join(err_lines))
+    raw = b"".join(out_chunks)
+    result = Completed(proc.returncode, raw.decode(errors="replace"), "\n".join(err_lines), raw)
     if check and result.returncode != 0:
         detail = _tail(result.stderr) or _tail(result.stdout) or "no output"
         raise DeviceError(f"{what} failed (exit {result.returncode}): {detail}")
@@ -218,7 +220,9 @@ class SshTransport(Transport):
             [*self._base(), "--", shlex.join(["cat", remote_path])],
             what=f"copying {remote_path} from {self.device.name}",
         )
-        Path(local_path).write_text(result.stdout)
+        from edgenas.files import atomic_write_bytes
+
+        atomic_write_bytes(local_path, result.stdout_bytes)  # byte for byte: models and arrays pull intact
 
 
 class AdbTransport(Transport):

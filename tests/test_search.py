@@ -5,6 +5,8 @@ import subprocess
 import sys
 import time
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -95,20 +97,25 @@ def test_hard_limits_reject_before_training(setup, tmp_path):
     assert all(e.train_seconds == 0 and "max-size-kb" in e.reason for e in infeasible)
 
 
+def _wait_for_trained(proc, run, n: int, limit_s: float = 300) -> None:
+    """Wait (bounded) until the search in ``proc`` has trained ``n`` networks into ``run``."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline
+        if (run / "archive.sqlite").exists():
+            with Archive(run / "archive.sqlite") as archive:
+                if archive.totals()["trained"] >= n:
+                    return
+        time.sleep(0.05)
+
+
 def test_a_killed_search_resumes(setup, tmp_path):
     run = tmp_path / "k"
     argv = [sys.executable, "-m", "edgenas", "search", "--space", setup["space"], "--table", setup["table"],
             "--population", "4", "--budget", "8", "--epochs", "2", "--workers", "1", "--min-steps", "0", "--no-drift-check", "--run-dir", str(run), "--quiet"]
     with subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:
-        deadline = time.monotonic() + 300
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline
-            if (run / "archive.sqlite").exists():
-                with Archive(run / "archive.sqlite") as archive:
-                    if archive.totals()["trained"] >= 3:
-                        break
-            time.sleep(0.05)
+        _wait_for_trained(proc, run, 3)
         os.kill(proc.pid, signal.SIGKILL)
     with Archive(run / "archive.sqlite") as archive:
         before = archive.all()
@@ -291,3 +298,80 @@ def test_settings_are_refused_before_a_run_folder_exists(setup, tmp_path):
         assert not run.exists(), bad
     result = run_search(config(setup, run, budget=2), progress=False, log=lambda m: None)  # the corrected command
     assert result.trained == 2
+
+
+def test_an_unmeetable_limit_is_refused_before_anything_is_written(setup, tmp_path):
+    with pytest.raises(SearchError, match=r"no architecture .* meets the hard limits: --max-latency-ms 1e-06 \(the "
+                                          r"cheapest of 20,001 architectures sampled, the smallest included, needs"):
+        run_search(config(setup, tmp_path / "r", max_latency_ms=1e-6), progress=False, log=lambda m: None)
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("strategy", ["random", "lemonade", "nsga2", "rl"])
+def test_a_budget_larger_than_the_space_ends(tmp_path_factory, strategy):
+    """A space of 2 architectures and a budget of 6: every strategy stops, having trained what exists."""
+    import yaml
+
+    from edgenas.devices import get_device
+    from edgenas.profile import MeasurementSettings, profile_device
+    from edgenas.space import HeadSpec, SearchSpace, StageSpec, StemSpec
+
+    folder = tmp_path_factory.mktemp("two")
+    space = SearchSpace(name="two", stem=StemSpec(8), head=HeadSpec(16), resolutions=(8,),
+                        stages=(StageSpec(8, 1, (1,), (3, 5), (3,)),))
+    assert space.n_architectures() == 2
+    (folder / "space.yaml").write_text(yaml.safe_dump(space.to_dict()))
+    table = folder / "table.json"
+    if not table.exists():
+        profile_device(get_device("local-ort"), space, "int8", 1, 10, table,
+                       MeasurementSettings(warmup_runs=1, rounds=1, runs_per_round=3, calibration_networks=1),
+                       quiet=True)
+    result = run_search(SearchConfig(space=str(folder / "space.yaml"), table=str(table), strategy=strategy,
+                                     population=2, budget=6, epochs=1, min_steps=0, workers=1, drift_check=False,
+                                     run_dir=str(folder / f"run-{strategy}")), progress=False, log=lambda m: None)
+    assert result.trained == 2
+    assert any(n.startswith("stopped:") and ("nothing new" in n or "trained nothing" in n) for n in result.notes)
+
+
+def _children(pid: int) -> set[int]:
+    out = set()
+    for stat in __import__("pathlib").Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.add(int(stat.parent.name))
+    return out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_busy_run_folder_is_refused_and_no_worker_outlives_a_killed_search(setup, tmp_path):
+    run = tmp_path / "busy"
+    argv = [sys.executable, "-m", "edgenas", "search", "--space", setup["space"], "--table", setup["table"],
+            "--population", "4", "--budget", "8", "--epochs", "2", "--workers", "2", "--min-steps", "0",
+            "--no-drift-check", "--run-dir", str(run), "--quiet"]
+    with subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:
+        _wait_for_trained(proc, run, 1)
+        workers = _children(proc.pid)
+        assert workers  # the training processes
+        with pytest.raises(SearchError, match="is in use by another edgenas search"):
+            run_search(config(setup, run, workers=2, epochs=2), resume=True, progress=False, log=lambda m: None)
+        os.kill(proc.pid, signal.SIGKILL)
+    def alive(pid: int) -> bool:  # running, not a zombie waiting to be reaped
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return False
+        return state != "Z"
+
+    deadline = time.monotonic() + 30
+    while any(alive(w) for w in workers):
+        assert time.monotonic() < deadline, "a worker outlived the killed search"
+        time.sleep(0.2)
+    with Archive(run / "archive.sqlite") as archive:
+        before = archive.all()
+    result = run_search(config(setup, run, workers=2, epochs=2), resume=True, progress=False, log=lambda m: None)
+    with Archive(run / "archive.sqlite") as archive:
+        after = archive.all()
+    assert after[: len(before)] == before and result.trained == 8  # nothing finished was lost or trained again

@@ -163,3 +163,35 @@ def test_rl_bad_settings():
         rl_strategy(problem, targets=(("latency", 1.0),))
     with pytest.raises(SearchError, match="unknown reward 'accuracy'"):
         rl_strategy(problem, reward="accuracy")
+
+
+def _degenerate_populations():
+    rng = np.random.default_rng(0)
+    line = np.exp(np.linspace(0, 3, 12))[:, None] * np.array([[1.0, 2.0, 3.0]])
+    yield "identical", np.ones((6, 3))
+    yield "one point", np.array([[1.0, 2.0, 3.0]])
+    yield "collinear", line
+    yield "huge density ratios", np.vstack([np.full((40, 3), 1.0) + 1e-9 * rng.random((40, 3)), [[1e6, 1e6, 1e6]]])
+    for seed in range(40):
+        r = np.random.default_rng(seed)
+        yield f"random {seed}", np.exp(r.normal(0, r.uniform(0.01, 5), (int(r.integers(2, 30)), 3)))
+
+
+@pytest.mark.parametrize("name, points", list(_degenerate_populations()))
+def test_inverse_density_sampling_cannot_fail(name, points):
+    """Every query keeps weight, so drawing a whole batch without replacement never fails (seed 8 once did)."""
+    from edgenas.strategies.lemonade import WEIGHT_FLOOR, inverse_density_probabilities
+
+    rng = np.random.default_rng(len(points))
+    for queries in (points, np.vstack([points, points * rng.uniform(0.5, 2, points.shape)]), points[:1]):
+        p = inverse_density_probabilities(points, queries)
+        assert p.shape == (len(queries),) and np.isfinite(p).all()
+        assert p.sum() == pytest.approx(1.0) and p.min() >= WEIGHT_FLOOR * p.max() * 0.999
+        drawn = rng.choice(len(queries), size=len(queries), replace=False, p=p)
+        assert sorted(drawn) == list(range(len(queries)))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_lemonade_runs_on_any_seed(seed):
+    _, strategy, batches = lemonade_run(generations=6, seed=seed)
+    assert all(batches) and len({str(c.arch) for b in batches for c in b}) == sum(len(b) for b in batches)

@@ -54,6 +54,11 @@ def test_ssh_transport_against_a_real_sshd(sshd, tmp_path):
     assert (Path(remote) / "sub dir" / "b.txt").read_text() == "beta"
     transport.pull(f"{remote}/a.txt", tmp_path / "back.txt")
     assert (tmp_path / "back.txt").read_text() == "alpha"
+    binary = bytes(range(256)) * 64  # every byte value, invalid UTF-8 included: a model or an array
+    (local / "blob.bin").write_bytes(binary)
+    transport.push_dir(local, remote)
+    transport.pull(f"{remote}/blob.bin", tmp_path / "blob.bin")
+    assert (tmp_path / "blob.bin").read_bytes() == binary
     with pytest.raises(DeviceError, match="failed \\(exit 1\\)"):
         transport.run(["false"])
 

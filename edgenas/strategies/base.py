@@ -112,10 +112,11 @@ class Strategy(ABC):
         self._setup(problem, seed)
 
     def ask(self) -> list[Candidate]:
-        """The next batch of candidates (never empty)."""
+        """The next batch of candidates (never empty: a strategy with nothing new to propose gets one random
+        architecture, which the search loop recognises as nothing new and counts towards its stop)."""
         candidates = self._ask()
         if not candidates:
-            raise RuntimeError(f"strategy {self.name} asked for no candidates")
+            candidates = [Candidate(self.problem.space.sample(self.rng))]
         self.asked += len(candidates)
         return candidates
 

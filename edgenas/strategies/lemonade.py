@@ -71,8 +71,22 @@ def inverse_density_probabilities(points: np.ndarray, queries: np.ndarray) -> np
         log_density = gaussian_kde((Z @ basis.T).T).logpdf((Q @ basis.T).T)
     except np.linalg.LinAlgError:
         return uniform
-    log_weight = -np.nan_to_num(log_density, nan=0.0, neginf=-1e300)
-    weight = np.exp(log_weight - log_weight.max())
+    return _probabilities_from_log_weights(-np.asarray(log_density, dtype=float))
+
+
+#: The smallest probability relative to the largest: weights never underflow to zero.
+WEIGHT_FLOOR = 1e-6
+
+
+def _probabilities_from_log_weights(log_weight: np.ndarray) -> np.ndarray:
+    """Normalised probabilities from log weights, computed in log space and floored at ``WEIGHT_FLOOR`` of the
+    largest, so every query keeps a non-zero chance (``choice(replace=False)`` can always draw them all)."""
+    log_weight = np.where(np.isfinite(log_weight), log_weight, np.nan)
+    if np.all(np.isnan(log_weight)):
+        return np.full(len(log_weight), 1.0 / max(len(log_weight), 1))
+    top = np.nanmax(log_weight)
+    log_weight = np.nan_to_num(log_weight, nan=top)  # an undefined density counts as the sparsest region
+    weight = np.maximum(np.exp(log_weight - top), WEIGHT_FLOOR)
     return weight / weight.sum()
 
 
@@ -142,7 +156,7 @@ class Lemonade(Strategy):
             return []
         child_cheap = np.stack([values[o] for o in self.cheap], axis=1)[keep]
         p_accept = inverse_density_probabilities(cheap, child_cheap)
-        n = min(self.batch, len(keep))
+        n = min(self.batch, int(np.count_nonzero(p_accept)))  # take what is available (all have weight: floored)
         accepted = self.rng.choice(len(keep), size=n, replace=False, p=p_accept)
         out = []
         for j in sorted(accepted):

@@ -86,10 +86,15 @@ class NSGA2Strategy(Strategy):
 
     def _ask(self) -> list[Candidate]:
         self.pop = self.algorithm.ask()
+        if self.pop is None or len(self.pop) == 0:  # duplicate elimination found nothing new: the space is exhausted
+            self.pop = None
+            return []
         X = self.problem.space.canonical_encoding(np.asarray(self.pop.get("X")).round().astype(np.int64))
         return [Candidate(self.problem.space.decode(x)) for x in X]
 
     def _tell(self, candidates: list[Candidate], evaluations: list[Evaluation]) -> None:
+        if self.pop is None:  # the base class's fallback candidate: nothing of pymoo's to tell
+            return
         F, G = objective_matrix(self.problem, evaluations)
         kwargs = {"F": F}
         if G.shape[1]:
