@@ -25,7 +25,7 @@ workflow (three steps, possibly on different machines):
   3. export   write int8 ONNX/TFLite bundles of front members; deploy and verify
               them on the device
 
-available now:
+examples:
   edgenas search                            the default run: bundled digits, small space, this machine
   edgenas search --data npz:my.npz --objectives error,latency --max-latency-ms 2 --budget 100
   edgenas front runs/RUN                    print a run's Pareto front
@@ -34,6 +34,7 @@ available now:
                                             time every op there -> latency_tables/*.json
   edgenas tables list                       the tables in latency_tables/
   edgenas tables validate TABLE             predicted vs measured latency of random networks
+  edgenas tables recalibrate TABLE          re-time the table on the device now (devices drift)
   edgenas spaces list                       the preset search spaces
   edgenas spaces show small                 a space's stages, choices, fingerprint, op count
   edgenas arch sample --space small -n 3    random architectures of a space
@@ -41,7 +42,10 @@ available now:
   edgenas arch export ARCH --out m.onnx     build it (untrained) and export it to ONNX, checked
                                             against torch in ONNX Runtime
 
-Export and deploy are being built; README.md tracks each step.
+  edgenas export runs/RUN                   int8 ONNX (and --formats tflite) bundles of the front
+  edgenas deploy BUNDLE --device D          copy a bundle to a device and run its checks there
+  edgenas verify BUNDLE --device D          measured vs predicted latency on the device
+
 Add --debug before the command to see a traceback on errors.
 """
 
@@ -266,7 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="re-time the bundle's table's anchors on the device first and predict with the refitted "
                              "calibration (default: on for local devices, where the table is on this machine)")
 
-    tables = sub.add_parser("tables", help="list, show and validate latency tables", description="Latency tables.")
+    tables = sub.add_parser("tables", help="list, show, validate and recalibrate latency tables",
+                            description="Latency tables.")
     tables_sub = tables.add_subparsers(dest="action", metavar="ACTION", required=True)
     tlist = tables_sub.add_parser("list", help="list tables (shipped and in ./latency_tables)")
     tlist.add_argument("folder", nargs="?", help="another folder of tables")

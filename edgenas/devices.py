@@ -83,6 +83,14 @@ class Device:
             raise DeviceError(f"{where}: adb devices are profiled with TFLite's benchmark_model; set runtime: litert")
         if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
             raise DeviceError(f"{where}: threads must be a positive integer, got {self.threads!r}")
+        budget = self.memory_budget_kb
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0):
+            raise DeviceError(f"{where}: memory_budget_kb must be a positive number of KiB, got {budget!r}")
+        for key in ("name", "description", "transport", "python", "workdir", "energy_root", "benchmark_model", "adb",
+                    "identity_file"):
+            value = getattr(self, key, None)
+            if value is not None and not isinstance(value, str):
+                raise DeviceError(f"{where}: {key} must be a string, got {value!r}")
         if self.energy not in ENERGY_SOURCES:
             raise DeviceError(f"{where}: energy {self.energy!r} is not one of {', '.join(ENERGY_SOURCES)}")
         if self.graph_optimization not in ("disable", "basic", "extended", "all"):

@@ -410,28 +410,41 @@ def _positive_ints(where: str, values: Any, *, odd: bool = False) -> tuple[int, 
     return tuple(out)
 
 
+def _positive_int(where: str, value: Any, *, odd: bool = False) -> int:
+    """One positive integer (a list is refused: a stem or stage has one channel count, one stride)."""
+    if isinstance(value, (list, tuple)):
+        raise SpaceError(f"{where}: expected one positive integer, got a list {list(value)!r}")
+    return _positive_ints(where, [value], odd=odd)[0]
+
+
+#: The largest input resolution a space may have (larger inputs are not edge workloads and exhaust memory).
+MAX_RESOLUTION = 4096
+
+
 def _check_space(space: SearchSpace) -> None:
     where = f"space '{space.name}'"
     if not space.name or not isinstance(space.name, str):
         raise SpaceError("a search space needs a non-empty 'name'")
     object.__setattr__(space, "resolutions", _positive_ints(f"{where}: resolutions", space.resolutions))
+    if max(space.resolutions) > MAX_RESOLUTION:
+        raise SpaceError(f"{where}: resolutions must be at most {MAX_RESOLUTION} pixels, got {max(space.resolutions)}")
     widths = space.widths if isinstance(space.widths, (list, tuple)) else [space.widths]
     if not widths or any(isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 < w <= 4 for w in widths):
         raise SpaceError(f"{where}: widths must be numbers in (0, 4], got {space.widths!r}")
     object.__setattr__(space, "widths", tuple(float(w) for w in widths))
     if len(set(space.widths)) != len(space.widths):
         raise SpaceError(f"{where}: widths must be distinct, got {list(space.widths)}")
-    _positive_ints(f"{where}: stem.channels", space.stem.channels)
-    _positive_ints(f"{where}: stem.kernel", space.stem.kernel, odd=True)
-    _positive_ints(f"{where}: stem.stride", space.stem.stride)
-    _positive_ints(f"{where}: head.channels", space.head.channels)
+    _positive_int(f"{where}: stem.channels", space.stem.channels)
+    _positive_int(f"{where}: stem.kernel", space.stem.kernel, odd=True)
+    _positive_int(f"{where}: stem.stride", space.stem.stride)
+    _positive_int(f"{where}: head.channels", space.head.channels)
     if not space.stages:
         raise SpaceError(f"{where}: needs at least one stage")
     stages = []
     for s, st in enumerate(space.stages):
         w = f"{where}: stages[{s}]"
-        _positive_ints(f"{w}.channels", st.channels)
-        _positive_ints(f"{w}.stride", st.stride)
+        _positive_int(f"{w}.channels", st.channels)
+        _positive_int(f"{w}.stride", st.stride)
         stages.append(
             replace(
                 st,

@@ -70,3 +70,50 @@ def test_arch_export_writes_a_checked_onnx_file(capsys, tmp_path):
         capsys, "arch", "export", "r8-w0.5-[k5e4][k3e3,k7e6]", "--space", "tiny", "--in-channels", "1", "--out", str(target)
     )
     assert code == 0 and target.stat().st_size > 1000 and "matches torch" in out
+
+
+BAD_FILES = {
+    "dev.yaml": "name: d\ntransport: local\nruntime: onnxruntime\nmemory_budget_kb: lots\n",
+    "space.yaml": ("name: s\nresolutions: [8]\nstem: {channels: [16, 8]}\nstages:\n"
+                   "  - {channels: 16, stride: 1, depths: [1]}\nhead: {channels: 32}\n"),
+    "afile": "",
+    "run/archive.sqlite": "garbage, not SQLite",
+    "bundle/metadata.json": "{}",
+    "empty.npz": "",
+}
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["devices", "show", "dev.yaml"], "memory_budget_kb must be a positive number of KiB, got 'lots'"),
+        (["spaces", "show", "space.yaml"], "stem.channels: expected one positive integer, got a list [16, 8]"),
+        (["arch", "sample", "--space", "small", "--resolution", "100000"], "resolutions must be at most 4096"),
+        (["front", "afile"], "afile is not a search run"),
+        (["front", "run"], "run/archive.sqlite is not a readable edgenas archive"),
+        (["search", "--resume", "--run-dir", "run"], "run/archive.sqlite is not a readable edgenas archive"),
+        (["search", "--run-dir", "afile"], "--run-dir afile is a file, not a folder"),
+        (["verify", "bundle"], "bundle/metadata.json has format version None"),
+        (["export", "run"], "run/archive.sqlite is not a readable edgenas archive"),
+        (["search", "--data", "npz:empty.npz"], "cannot be read as .npz"),
+        (["search", "--data", "imagefolder:nowhere"], "image folder nowhere does not exist"),
+        (["tables", "recalibrate", "missing.json"], "missing.json does not exist"),
+        (["search", "--budget"], "argument --budget: expected one argument"),
+        (["search", "--augment", "heavy"], "argument --augment: invalid choice"),
+        (["tables", "frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_input_gives_one_error_line(capsys, tmp_path, monkeypatch, argv, fragment):
+    """Every command: one 'edgenas: error:' line, exit status 1, no traceback."""
+    monkeypatch.chdir(tmp_path)
+    for name, text in BAD_FILES.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse errors end the same way
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert err.startswith("edgenas: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    assert fragment in err, err
