@@ -44,6 +44,7 @@ import numpy as np
 from edgenas import __version__
 from edgenas.cost import Precision
 from edgenas.data import PREPROCESSING
+from edgenas.files import atomic_write_text
 from edgenas.errors import ExportError, MissingExtraError
 
 __all__ = [
@@ -215,7 +216,12 @@ def export_run(
         raise ExportError(f"{run_dir}/config.json is missing or incomplete: the run cannot be rebuilt")
     chosen = select_members(evaluations, objectives, members)
     out = Path(out) if out else Path("export") / run_dir.resolve().name
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"--out {out} is a file, not a folder; choose another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"cannot create the output folder {out}: {exc.strerror or exc}") from None
     log(f"exporting {len(chosen)} member(s) of {run_dir} as {', '.join(formats)} ({precision.value}) into {out}")
     ctx = _load_context(run_dir, resolved)
     ctx.evaluations = evaluations
@@ -248,7 +254,7 @@ def export_run(
         reports.append(report)
     summary = {"run": str(run_dir), "formats": list(formats), "precision": precision.value, "edgenas": __version__,
                "members": [asdict(r) for r in reports]}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
     return out, reports
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import io
 import json
 import os
 import sys
@@ -41,7 +42,7 @@ from edgenas.cost import Precision
 from edgenas.errors import SearchError
 from edgenas.executors import make_executor
 from edgenas.data import PREPROCESSING
-from edgenas.files import atomic_write_text
+from edgenas.files import atomic_write_bytes, atomic_write_text
 from edgenas.objectives import HARDWARE, Constraints, HardwareModel, Objective, parse_objectives
 from edgenas.pareto import pareto_front
 from edgenas.strategies import SearchProblem, StrategySettings, get_strategy
@@ -240,14 +241,15 @@ def write_outputs(run_dir: Path, archive: Archive, objectives: Sequence[Objectiv
         writer.writeheader()
         writer.writerows(rows)
     tmp.replace(run_dir / "front.csv")
-    (run_dir / "front.json.tmp").write_text(json.dumps({"objectives": [o.value for o in objectives], "front": rows}, indent=1))
-    (run_dir / "front.json.tmp").replace(run_dir / "front.json")
+    atomic_write_text(run_dir / "front.json", json.dumps({"objectives": [o.value for o in objectives], "front": rows},
+                                                        indent=1))
     history = archive.hypervolume_history()
-    with (run_dir / "hypervolume.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["step", "evaluations", "trained", "train_seconds", "epochs",
-                                               "hypervolume", "front_size"])
-        writer.writeheader()
-        writer.writerows(history)
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=["step", "evaluations", "trained", "train_seconds", "epochs",
+                                                "hypervolume", "front_size"])
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write_text(run_dir / "hypervolume.csv", buffer.getvalue())
     if plot:
         plot_front(run_dir / "pareto.png", evaluations, front, objectives)
     return front
@@ -280,8 +282,10 @@ def plot_front(path: Path, evaluations: Sequence[Evaluation], front: Sequence[Ev
     axes.flat[0].legend(fontsize=8)
     fig.suptitle(f"{len(front)} front members of {len(ok)} trained networks")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=110, format="png")
     plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 # --------------------------------------------------------------------- run
@@ -642,6 +646,7 @@ def _search_locked(config, resume, progress, log, run_dir, archive_path, data, s
                     args = (text, seed, None, None, None)
                 tasks.append(((i, text, hw, cand, seed), args))
             fresh = []
+            out_of_time = False
             for (i, text, hw, cand, seed), r in executor.run(tasks):  # recorded as each finishes: a kill loses nothing done
                 error = WORST_ERROR_PCT if r["accuracy"] is None else 100.0 * (1.0 - r["accuracy"])
                 evaluations[i] = archive.add(Evaluation(
@@ -652,6 +657,13 @@ def _search_locked(config, resume, progress, log, run_dir, archive_path, data, s
                 fresh.append(evaluations[i])
                 if bar is not None:
                     bar.update(1)
+                if (config.time_budget_min is not None
+                        and elapsed_before + time.monotonic() - started >= 60 * config.time_budget_min):
+                    out_of_time = True  # checked between evaluations: the rest of the batch is not started
+                    break
+            if out_of_time:
+                notes.append(f"stopped by the time budget of {config.time_budget_min:g} min")
+                break
             generation += 1
             after = archive.totals()
             texts = [str(c.arch) for c in candidates]

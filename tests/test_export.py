@@ -159,6 +159,10 @@ def test_fp32_export_has_no_int8_files(trained_run, tmp_path):
 def test_bad_export_input(trained_run, tmp_path, monkeypatch):
     with pytest.raises(ExportError, match="no evaluation with id 999"):
         export_run(trained_run, members="999", out=tmp_path)
+    (tmp_path / "a-file").write_text("keep me")
+    with pytest.raises(ExportError, match="--out .*a-file is a file, not a folder"):
+        export_run(trained_run, out=tmp_path / "a-file", measure_latency=False, log=lambda m: None)
+    assert (tmp_path / "a-file").read_text() == "keep me"
     with pytest.raises(ExportError, match="'front' or archive ids"):
         export_run(trained_run, members="best", out=tmp_path)
     with pytest.raises(ExportError, match="unknown export format\\(s\\) coreml"):
