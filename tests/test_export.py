@@ -141,6 +141,10 @@ def test_a_member_without_weights_is_retrained_and_says_so(trained_run, tmp_path
     assert reports[0].status in ("ok", "flagged") and reports[0].notes[0].startswith("retrained")
     assert reports[0].torch_accuracy == pytest.approx(member.accuracy, abs=0.02)  # the search's recipe and seed
     assert read_bundle(tmp_path / "out" / f"member-{member.id}")["notes"] == reports[0].notes
+    # a retrained network further than --max-drop from what the search measured is not reported as ok
+    _, strict = export_run(run, members=str(member.id), out=tmp_path / "strict", measure_latency=False,
+                           max_drop_pct=-100.0, log=lambda m: None)
+    assert strict[0].status == "failed" and "not the network the search measured" in strict[0].reason
 
 
 def test_int8_accuracy_drops_are_flagged(trained_run, tmp_path):

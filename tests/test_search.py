@@ -377,3 +377,17 @@ def test_a_busy_run_folder_is_refused_and_no_worker_outlives_a_killed_search(set
     with Archive(run / "archive.sqlite") as archive:
         after = archive.all()
     assert after[: len(before)] == before and result.trained == 8  # nothing finished was lost or trained again
+
+
+def test_resume_with_a_table_of_other_measurements_is_refused(setup, tmp_path):
+    run = tmp_path / "t"
+    run_search(config(setup, run, budget=2), progress=False, log=lambda m: None)
+    other = json.loads(Path(setup["table"]).read_text())
+    key = sorted(other["entries"])[0]
+    other["entries"][key]["latency_ms"] *= 3  # the same device and space, other measurements
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    with pytest.raises(SearchError, match=r"was searched with table .* \(other measurements than"):
+        run_search(config(setup, run, budget=4, table=str(tmp_path / "other.json")), resume=True, progress=False,
+                   log=lambda m: None)
+    result = run_search(config(setup, run, budget=4), resume=True, progress=False, log=lambda m: None)
+    assert result.trained == 4  # the run is intact and resumes with its own table
