@@ -123,8 +123,13 @@ class Archive:
 
     # ------------------------------------------------------------------ meta
     def set_meta(self, key: str, value: Any) -> None:
-        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
-        self.db.commit()
+        self.set_metas({key: value})
+
+    def set_metas(self, values: dict[str, Any]) -> None:
+        """Several settings in one transaction: all of them are stored, or none."""
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                                [(k, json.dumps(v)) for k, v in values.items()])
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         from edgenas.errors import SearchError

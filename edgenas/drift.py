@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime as _dt
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,8 @@ __all__ = ["DRIFT_WARN", "DriftCheck", "check_drift", "recalibrate_table", "reca
 
 #: A speed ratio further than this from 1 is worth a warning.
 DRIFT_WARN = 0.10
+#: Timing passes of a drift check at most (more only while the device looks slower than at profiling).
+MAX_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -95,13 +97,21 @@ def check_drift(table: LatencyTable, device: Device | None = None, rounds: int =
     settings = MeasurementSettings(
         warmup_runs=int(table.measurement.get("warmup_runs", 5)), rounds=rounds,
         runs_per_round=int(table.measurement.get("runs_per_round") or 20), seed=seed + 7)
-    with tempfile.TemporaryDirectory(prefix="edgenas-drift-") as tmp:
-        measured = measure(device, space, specs, table.precision, task["in_channels"], task["num_classes"], settings,
-                           Path(tmp), quiet=quiet)
-    results = measured["results"]
-    overhead_now = latency_statistic(results["overhead"]["rounds_ms"])
-    now = np.array([latency_statistic(results[f"anchor:{a}"]["rounds_ms"]) for a in anchors])
     then = np.array([float(n["measured_ms"]) for n in networks])
+    overhead_now, now = np.inf, np.full(len(anchors), np.inf)
+    with tempfile.TemporaryDirectory(prefix="edgenas-drift-") as tmp:
+        # Interference on a shared device only ever slows runs down: when the anchors look slower than at
+        # profiling, time them again (at most twice more) and keep each one's fastest, so a short burst of
+        # other work is not mistaken for drift.
+        for attempt in range(MAX_ATTEMPTS):
+            measured = measure(device, space, specs, table.precision, task["in_channels"], task["num_classes"],
+                               replace(settings, seed=settings.seed + attempt), Path(tmp) / f"try{attempt}",
+                               quiet=quiet)
+            results = measured["results"]
+            overhead_now = min(overhead_now, latency_statistic(results["overhead"]["rounds_ms"]))
+            now = np.minimum(now, [latency_statistic(results[f"anchor:{a}"]["rounds_ms"]) for a in anchors])
+            if np.median(now / then) <= 1 + DRIFT_WARN:
+                break
     predictor = Predictor(table, space, task["in_channels"], task["num_classes"])
     compute = np.array([predictor.compute_sum(a) for a in anchors])
     scale, call_ms = fit_calibration(compute, now, overhead_now)

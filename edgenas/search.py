@@ -39,15 +39,15 @@ import numpy as np
 from edgenas import __version__
 from edgenas.archive import Archive, Evaluation
 from edgenas.cost import Precision
+from edgenas.data import PREPROCESSING
+from edgenas.defaults import MIN_STEPS_DEFAULT
 from edgenas.errors import SearchError
 from edgenas.executors import make_executor
-from edgenas.data import PREPROCESSING
 from edgenas.files import atomic_write_bytes, atomic_write_text
-from edgenas.objectives import HARDWARE, Constraints, HardwareModel, Objective, parse_objectives
+from edgenas.objectives import Constraints, HardwareModel, Objective, parse_objectives
 from edgenas.pareto import pareto_front
 from edgenas.strategies import SearchProblem, StrategySettings, get_strategy
 from edgenas.strategies.base import WORST_ERROR_PCT
-from edgenas.defaults import MIN_STEPS_DEFAULT
 from edgenas.train import TrainConfig, TrainingBudget, at_chance, training_budget
 
 __all__ = ["SearchConfig", "SearchResult", "pareto_front", "run_search", "write_outputs"]
@@ -104,11 +104,15 @@ class SearchConfig:
         "mnasnet_alpha", "mnasnet_beta", "entropy_weight", "optimizer", "lr", "label_smoothing", "val_fraction", "seed",
     )
 
+    #: Settings added later whose default would change how an older run trains: such a run keeps the old behaviour.
+    LEGACY = {"min_steps": 0}
+
     @classmethod
     def from_saved(cls, saved: dict) -> SearchConfig:
-        """The config a run saved; a setting newer than the run was saved without it, and takes its default."""
+        """The config a run saved; a setting newer than the run was saved without it, and takes its default (or, in
+        ``LEGACY``, the value that reproduces how the run trained before the setting existed)."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in saved.items() if k in names})
+        return cls(**{**cls.LEGACY, **{k: v for k, v in saved.items() if k in names}})
 
     def worker_threads(self) -> tuple[int, int]:
         """(training processes, torch threads each) on this machine: the cores shared among the workers."""
@@ -566,10 +570,9 @@ def _search_locked(config, resume, progress, log, run_dir, archive_path, data, s
         "objectives": [o.value for o in objectives], "reference_point": reference,
         "edgenas": __version__,
     }
-    if not resume:
-        archive.set_meta("config", asdict(config))
-        archive.set_meta("elapsed_seconds", 0.0)
-        archive.set_meta("table", {"path": str(table.path), "sha256": table.measurements_hash, "drift": drift})
+    if not resume:  # the run's identity in one transaction: a crash leaves all of it or none
+        archive.set_metas({"config": asdict(config), "elapsed_seconds": 0.0,
+                           "table": {"path": str(table.path), "sha256": table.measurements_hash, "drift": drift}})
     atomic_write_text(run_dir / "config.json", json.dumps(resolved, indent=1) + "\n")
 
     workers, threads = config.worker_threads()

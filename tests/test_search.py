@@ -83,6 +83,14 @@ def test_resume_refuses_other_settings_and_fresh_runs_refuse_old_folders(setup, 
         run_search(config(setup, tmp_path / "r", entropy_weight=0.1), resume=True, progress=False, log=lambda m: None)
     result = run_search(config(setup, tmp_path / "r", budget=5), resume=True, progress=False, log=lambda m: None)
     assert result.trained == 5
+    # A run from before --min-steps trained without it, and resumes only that way (not under the new default).
+    with Archive(tmp_path / "r" / "archive.sqlite") as archive:
+        saved = archive.get_meta("config")
+        del saved["min_steps"]
+        archive.set_meta("config", saved)
+    with pytest.raises(SearchError, match=r"other settings \(min_steps=0\)"):
+        run_search(config(setup, tmp_path / "r", budget=6, min_steps=200), resume=True, progress=False,
+                   log=lambda m: None)
 
 
 def test_hard_limits_reject_before_training(setup, tmp_path):
@@ -391,3 +399,16 @@ def test_resume_with_a_table_of_other_measurements_is_refused(setup, tmp_path):
                    log=lambda m: None)
     result = run_search(config(setup, run, budget=4), resume=True, progress=False, log=lambda m: None)
     assert result.trained == 4  # the run is intact and resumes with its own table
+
+
+@pytest.mark.slow
+def test_own_photos_learn_with_the_default_recipe(tmp_path):
+    """The default search (shipped table, LEMONADE, min-steps rule) on 2 classes of ~200 real photos."""
+    from edgenas.photos import photo_folder, sklearn_photos
+
+    photo_folder(tmp_path / "photos", sklearn_photos(), per_class=100, seed=11)
+    result = run_search(SearchConfig(data=f"imagefolder:{tmp_path / 'photos'}", budget=4, population=4,
+                                     run_dir=str(tmp_path / "run")), progress=False, log=lambda m: None)
+    assert max(e.accuracy for e in result.front) > 0.9 and not any("at chance" in n for n in result.notes)
+    resolved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert resolved["data"]["resolution"] == 32 and resolved["training"]["batch_size"] == 16
