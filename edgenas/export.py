@@ -435,21 +435,32 @@ def read_bundle(bundle: str | Path) -> dict:
         data = json.loads(meta.read_text())
     except json.JSONDecodeError as exc:
         raise ExportError(f"{meta} is not valid JSON ({exc}); export the bundle again") from None
-    if data.get("format_version") != 1:
-        raise ExportError(f"{meta} has format version {data.get('format_version')!r}; this edgenas reads version 1")
+    if not isinstance(data, dict) or data.get("format_version") != 1:
+        version = data.get("format_version") if isinstance(data, dict) else None
+        raise ExportError(f"{meta} has format version {version!r}; this edgenas reads version 1")
+    checks = {"architecture": str, "precision": str, "files": list, "labels": list, "input": dict, "predicted": dict}
+    wrong = [k for k, kind in checks.items() if not isinstance(data.get(k), kind)]
+    if not wrong and not all(isinstance(data["input"].get(k), int) for k in ("channels", "resolution")):
+        wrong = ["input.channels/resolution"]
+    if wrong:
+        raise ExportError(f"{meta} lacks or mistypes {', '.join(wrong)}: it is not a complete bundle; export it again "
+                          "with: edgenas export RUN")
     return data
 
 
 def _bundle_model(bundle: Path, meta: dict, device, model: str | None) -> str:
     if model:
         if model not in meta["files"]:
-            raise ExportError(f"the bundle has no model {model}; it has {', '.join(meta['files'])}")
-        return model
-    fmt = "tflite" if device.runtime == "litert" else "onnx"
-    wanted = f"model.{meta['precision']}{SUFFIX[fmt]}"
-    if wanted not in meta["files"]:
-        raise ExportError(f"device {device.name} runs {device.runtime}, but the bundle has no {wanted}; export with "
-                          f"--formats {fmt}, or pick a file with --model")
+            raise ExportError(f"the bundle has no model {model}; it has {', '.join(map(str, meta['files']))}")
+        wanted = model
+    else:
+        fmt = "tflite" if device.runtime == "litert" else "onnx"
+        wanted = f"model.{meta['precision']}{SUFFIX[fmt]}"
+        if wanted not in meta["files"]:
+            raise ExportError(f"device {device.name} runs {device.runtime}, but the bundle has no {wanted}; export "
+                              f"with --formats {fmt}, or pick a file with --model")
+    if not (bundle / wanted).is_file():
+        raise ExportError(f"{bundle / wanted} is missing although metadata.json lists it; export the bundle again")
     return wanted
 
 

@@ -117,3 +117,14 @@ def test_bad_input_gives_one_error_line(capsys, tmp_path, monkeypatch, argv, fra
     assert code == 1, err
     assert err.startswith("edgenas: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
     assert fragment in err, err
+
+
+def test_tables_list_survives_a_malformed_local_table(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "latency_tables").mkdir()
+    (tmp_path / "latency_tables" / "bad.json").write_text(json.dumps({
+        "format": "edgenas-latency-table", "format_version": 1, "device": {}, "runtime": {}, "precision": "fp32",
+        "space": {"fingerprint": "x"}, "task": {"in_channels": 1, "num_classes": 2}, "measurement": {},
+        "entries": [1, 2], "overhead": {}, "calibration": {}}))
+    code, out, err = run(capsys, "tables", "list")
+    assert code == 0 and "bad.json: unreadable" in out and "local-ort_small-r8" in out  # the shipped ones still list

@@ -198,6 +198,18 @@ def test_deploy_and_verify_locally(exported, capsys):
     assert main(["verify", str(bundle), "--device", "local-ort", "--tolerance", "0", "--quiet"]) == 1
 
 
+def test_damaged_bundles_are_refused_clearly(exported, tmp_path, capsys):
+    bundle = tmp_path / "b"
+    shutil.copytree(exported[0] / f"member-{exported[1][0].id}", bundle)
+    (bundle / "model.int8.onnx").unlink()
+    with pytest.raises(ExportError, match="model.int8.onnx is missing although metadata.json lists it"):
+        verify_bundle(bundle, "local-ort", quiet=True, log=lambda m: None)
+    (bundle / "metadata.json").write_text(json.dumps({"format_version": 1}))
+    assert main(["verify", str(bundle), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("edgenas: error: ") and "lacks or mistypes architecture" in err and err.count("\n") == 1
+
+
 def test_deploy_and_verify_over_ssh(exported, sshd, tmp_path):
     bundle = exported[0] / f"member-{exported[1][0].id}"
     device = ssh_device(sshd, tmp_path, threads=1)
