@@ -33,7 +33,7 @@ from edgenas.devices import Device, device_from_dict
 from edgenas.errors import TableError
 from edgenas.tables import LatencyTable
 
-__all__ = ["DRIFT_WARN", "DriftCheck", "check_drift", "recalibrate_table", "recalibrated_table"]
+__all__ = ["DRIFT_WARN", "DriftCheck", "check_drift", "checked_table", "recalibrate_table", "recalibrated_table"]
 
 #: A speed ratio further than this from 1 is worth a warning.
 DRIFT_WARN = 0.10
@@ -191,9 +191,16 @@ def recalibrated_table(path: str | Path | None, device: Device, wanted: bool | N
     if not path.is_file():
         log(f"no drift check: table {path.name} is not on this machine; comparing with the search's prediction")
         return None, None
-    table = LatencyTable.load(path)
+    return checked_table(LatencyTable.load(path), device, wanted, log)
+
+
+def checked_table(table: LatencyTable, device: Device, wanted: bool | None, log) -> tuple[LatencyTable, dict | None]:
+    """``table`` with its calibration refitted on ``device`` now, where a check is wanted (``None``: local devices
+    only) and the table has anchors; the check is logged, as a warning beyond +-10%.  Returns (table, drift record
+    or None).  The one drift step of ``search``, ``export`` and ``verify``."""
     if not (wanted if wanted is not None else device.kind == "local") or not table.calibration.get("networks"):
         return table, None
     check = check_drift(table, device)
-    log(("warning: " if check.drifted else "") + check.describe() + "; predicting with the refitted calibration")
+    hint = f" (to update the table itself: edgenas tables recalibrate {table.path})" if check.drifted else ""
+    log(("warning: " if check.drifted else "") + check.describe() + "; predicting with the refitted calibration" + hint)
     return check.apply(table), check.record()

@@ -36,6 +36,7 @@ from edgenas.benchmark_model import parse_benchmark_model
 from edgenas.cost import Precision
 from edgenas.devices import Device
 from edgenas.errors import DeviceError
+from edgenas.files import atomic_write_text
 from edgenas.genome import Architecture
 from edgenas.ops import OpKey, OpType, decompose, space_ops
 from edgenas.space import SearchSpace
@@ -86,9 +87,7 @@ def _progress_bar(total: int, desc: str):
 
 
 def _atomic_json(path: Path, data) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data))
 
 
 def model_cache_dir() -> Path | None:

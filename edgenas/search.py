@@ -239,24 +239,23 @@ def write_outputs(run_dir: Path, archive: Archive, objectives: Sequence[Objectiv
             row[o.column] = None if value is None else round(float(value), 6)
         row.update(train_seconds=round(ev.train_seconds, 2), epochs=ev.epochs, weights=ev.weights)
         rows.append(row)
-    tmp = run_dir / "front.csv.tmp"
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(run_dir / "front.csv")
+    atomic_write_text(run_dir / "front.csv", _csv_text(columns, rows))
     atomic_write_text(run_dir / "front.json", json.dumps({"objectives": [o.value for o in objectives], "front": rows},
                                                         indent=1))
     history = archive.hypervolume_history()
-    buffer = io.StringIO(newline="")
-    writer = csv.DictWriter(buffer, fieldnames=["step", "evaluations", "trained", "train_seconds", "epochs",
-                                                "hypervolume", "front_size"])
-    writer.writeheader()
-    writer.writerows(history)
-    atomic_write_text(run_dir / "hypervolume.csv", buffer.getvalue())
+    atomic_write_text(run_dir / "hypervolume.csv", _csv_text(
+        ["step", "evaluations", "trained", "train_seconds", "epochs", "hypervolume", "front_size"], history))
     if plot:
         plot_front(run_dir / "pareto.png", evaluations, front, objectives)
     return front
+
+
+def _csv_text(columns: Sequence[str], rows: Sequence[dict]) -> str:
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=list(columns))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
 def plot_front(path: Path, evaluations: Sequence[Evaluation], front: Sequence[Evaluation],
@@ -402,7 +401,7 @@ def _calibrate_for_run(table, device, config: SearchConfig, resumed_archive: Pat
     """The table as this run predicts with it: a resumed run keeps the calibration it started with (its objectives
     stay comparable); a new one re-times the table's anchors on local devices (or with drift_check=True) and uses
     the refitted calibration.  Returns (table, drift record or None)."""
-    from edgenas.drift import check_drift
+    from edgenas.drift import checked_table
 
     if resumed_archive is not None:
         with Archive(resumed_archive, readonly=True) as previous:
@@ -416,14 +415,7 @@ def _calibrate_for_run(table, device, config: SearchConfig, resumed_archive: Pat
                 table = table.with_calibration(drift["latency_scale"], drift["overhead_ms"])
             return table, drift
         return table, None
-    wanted = config.drift_check if config.drift_check is not None else device.kind == "local"
-    if not wanted or not table.calibration.get("networks"):
-        return table, None
-    check = check_drift(table, device)
-    (log if not check.drifted else (lambda m: log(f"warning: {m}")))(
-        check.describe() + ("; this run predicts with the refitted calibration" + (
-            f" (to update the table itself: edgenas tables recalibrate {table.path})" if check.drifted else "")))
-    return check.apply(table), check.record()
+    return checked_table(table, device, config.drift_check, log)
 
 
 def _summary_notes(evaluations: Sequence[Evaluation], front: Sequence[Evaluation], majority_rate: float) -> list[str]:
@@ -505,9 +497,10 @@ def run_search(
     if Objective.ENERGY in objectives and not table.has_energy:
         raise SearchError(f"objective(s) energy are not available: table {table.name} has no energy measurements "
                           "(its device has no energy source)")
-    Predictor(table, space, data.in_channels, data.num_classes, precision=precision)  # refuses another space/task
+    # Refuses another space or task before any timing; its op index serves the recalibrated predictor too.
+    index = Predictor(table, space, data.in_channels, data.num_classes, precision=precision).index
     table, drift = _calibrate_for_run(table, device, config, archive_path if resume else None, log)
-    predictor = Predictor(table, space, data.in_channels, data.num_classes, precision=precision)
+    predictor = Predictor(table, space, data.in_channels, data.num_classes, precision=precision, index=index)
     hardware = HardwareModel(space, data.in_channels, data.num_classes, precision, predictor, constraints)
     reference = _reference_point(hardware, objectives, config.seed)
     _check_limits_meetable(hardware, constraints, config.seed)
@@ -623,10 +616,9 @@ def _search_locked(config, resume, progress, log, run_dir, archive_path, data, s
             for i, cand in enumerate(candidates):
                 text = str(cand.arch)
                 cached = archive.get(text)
-                if cached is not None:
-                    known.add(text)
                 hw = {o.value: float(cheap[o][i]) for o in hardware.available}
                 if cached is not None:
+                    known.add(text)
                     evaluations[i] = cached
                 elif G.shape[1] and np.any(G[i] > 0):
                     broken = [f"{name.replace('_', '-')} {limit:g}" for (name, limit), g in zip(constraints.items(), G[i]) if g > 0]
