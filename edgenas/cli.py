@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -28,7 +29,12 @@ workflow (three steps, possibly on different machines):
 examples:
   edgenas search                            the default run: bundled digits, small space, this machine
   edgenas search --data npz:my.npz --objectives error,latency --max-latency-ms 2 --budget 100
+  edgenas search --problem nb201:cifar100:pixel3 --budget 300
+                                            a tabular benchmark: lookups instead of training
+  edgenas problems list                     its datasets and devices
   edgenas front runs/RUN                    print a run's Pareto front
+  edgenas report runs/RUN                   a self-contained HTML report (runs/RUN/report.html)
+  edgenas report R1 R2 --compare --out c.html   fronts and hypervolume of several runs
   edgenas devices list                      the shipped device descriptions
   edgenas profile --device local-ort --space small --resolution 8 --in-channels 1
                                             time every op there -> latency_tables/*.json
@@ -161,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     search.add_argument("--data", default="digits", help="digits (default), npz:FILE, imagefolder:DIR or cifar10:DIR")
+    search.add_argument("--problem", metavar="nb201:DATASET:DEVICE",
+                        help="a tabular benchmark instead of training: NAS-Bench-201 cells, each evaluation a lookup "
+                             "of error and latency (objectives error,latency; see: edgenas problems list)")
+    search.add_argument("--problem-data", metavar="FILE",
+                        help="another benchmark file of the same layout (default: the shipped nb201_hw.json.gz)")
     search.add_argument("--space", default="small", help="preset or .yaml/.toml file (default: small)")
     search.add_argument("--resolution", type=int,
                         help="input resolution (default: the data's image size, at most the space's largest)")
@@ -177,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     search.add_argument("--strategy", default="lemonade", help="; ".join(
         f"{s.name}: {s.description}" for s in list_strategies()) + " (default: lemonade)")
-    search.add_argument("--population", type=int, default=16, help="candidates per generation (default: 16)")
+    search.add_argument("--population", type=int,
+                        help="candidates per generation (default: 16; 8 with --problem)")
     search.add_argument("--budget", type=int, default=64, help="trained networks (default: 64)")
     search.add_argument("--time-budget", type=float, metavar="MIN", help="stop after this many minutes")
     search.add_argument("--epochs", type=int, default=6,
@@ -222,6 +234,26 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--run-dir", help="run folder (default: runs/<time>-<data>-<strategy>-s<seed>)")
     search.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     search.add_argument("--quiet", action="store_true", help="no progress bar")
+    search.add_argument("--no-report", dest="report", action="store_false",
+                        help="do not write report.html into the run folder (default: refreshed after a generation, "
+                             "at most every 5 s, and at the end)")
+
+    problems = sub.add_parser("problems", help="list the tabular benchmark problems (datasets x devices)",
+                              description="Tabular benchmark problems for edgenas search --problem.")
+    problems_sub = problems.add_subparsers(dest="problems_command", metavar="{list}", required=True)
+    plist = problems_sub.add_parser("list", help="datasets and devices of the benchmark file")
+    plist.add_argument("--problem-data", metavar="FILE", help="another benchmark file of the same layout")
+    plist.add_argument("--json", action="store_true", help="print JSON")
+
+    report = sub.add_parser(
+        "report", help="write a self-contained HTML report of a run, or compare runs",
+        description="Write one self-contained HTML page (no network access needed): the settings, device and table, "
+                    "an interactive Pareto front, hypervolume history, every evaluation, exported members. With "
+                    "--compare, several runs' fronts and hypervolume curves on shared axes.")
+    report.add_argument("runs", nargs="+", metavar="RUN", help="run folder(s)")
+    report.add_argument("--out", help="output file (default: RUN/report.html; required with --compare)")
+    report.add_argument("--compare", action="store_true", help="compare the runs (same objectives)")
+    report.add_argument("--bundles", metavar="DIR", help="exported bundles of the run (default: export/<run name>)")
 
     front = sub.add_parser("front", help="print the Pareto front of a search run")
     front.add_argument("run", help="run folder")
@@ -522,8 +554,10 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     if args.resume and not args.run_dir:
         raise EdgenasError("--resume needs --run-dir: the run folder to continue")
+    if args.problem_data and not args.problem:
+        raise EdgenasError("--problem-data needs --problem nb201:DATASET:DEVICE")
     config = SearchConfig(
-        data=args.data, space=args.space, resolution=args.resolution, device=args.device, precision=args.precision,
+        data=args.data, problem=args.problem, problem_data=args.problem_data, space=args.space, resolution=args.resolution, device=args.device, precision=args.precision,
         table=args.table, objectives=args.objectives, max_latency_ms=args.max_latency_ms,
         max_energy_mj=args.max_energy_mj, max_memory_kb=args.max_memory_kb, max_size_kb=args.max_size_kb,
         strategy=args.strategy, population=args.population, budget=args.budget, time_budget_min=args.time_budget,
@@ -535,17 +569,52 @@ def cmd_search(args: argparse.Namespace) -> int:
         entropy_weight=args.entropy_weight, optimizer=args.optimizer, lr=args.lr, label_smoothing=args.label_smoothing,
         workers=args.workers, seed=args.seed, run_dir=args.run_dir,
     )
-    result = run_search(config, resume=args.resume, progress=not args.quiet, log=_progress_log)
+    result = run_search(config, resume=args.resume, progress=not args.quiet, log=_progress_log, report=args.report)
     from edgenas.objectives import parse_objectives
 
-    objectives = parse_objectives(config.objectives)
-    print(f"run {result.run_dir}: {result.trained} networks trained, {result.evaluations} evaluated, "
-          f"{result.seconds / 60:.1f} min; front of {len(result.front)}, hypervolume {result.hypervolume:.4g}")
+    objectives = parse_objectives(config.resolved().objectives)
+    done = (f"{result.evaluations} cells looked up" if config.problem else
+            f"{result.trained} networks trained, {result.evaluations} evaluated")
+    print(f"run {result.run_dir}: {done}, {result.seconds / 60:.1f} min; front of {len(result.front)}, "
+          f"hypervolume {result.hypervolume:.4g}")
     for note in result.notes:
         print(f"note: {note}")
     for line in _front_table(result.front, objectives):
         print(line)
-    print(f"files: {result.run_dir}/front.csv, front.json, pareto.png, hypervolume.csv, archive.sqlite")
+    print(f"files: {result.run_dir}/front.csv, front.json, pareto.png, hypervolume.csv, archive.sqlite"
+          + (", report.html" if args.report else ""))
+    return 0
+
+
+def cmd_problems(args: argparse.Namespace) -> int:
+    from edgenas.nb201 import TabularData
+
+    data = TabularData.load(args.problem_data)
+    datasets, devices = sorted(data.accuracy), sorted(data.latency_ms)
+    if args.json:
+        print(json.dumps({"data": str(data.path), "cells": len(data.archs), "datasets": datasets, "devices": devices}))
+        return 0
+    print(f"{data.path}: {len(data.archs):,} NAS-Bench-201 cells")
+    print("datasets (best accuracy): " + ", ".join(f"{d} ({data.accuracy[d].max():.2f}%)" for d in datasets))
+    print("devices (fastest-slowest cell, ms):")
+    for d in devices:
+        lat = data.latency_ms[d]
+        print(f"  {d:16s} {lat.min():9.4g} - {lat.max():.4g}")
+    print(f"use: edgenas search --problem nb201:{datasets[0]}:{devices[0]} --budget 300")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from edgenas.report import build_comparison, build_report
+
+    if args.compare:
+        if not args.out:
+            raise EdgenasError("--compare needs --out FILE: the comparison page to write")
+        print(f"wrote {build_comparison(args.runs, args.out)}")
+        return 0
+    if len(args.runs) > 1:
+        raise EdgenasError("several runs need --compare (and --out FILE)")
+    print(f"wrote {build_report(args.runs[0], args.out, args.bundles)}")
     return 0
 
 
@@ -631,7 +700,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     handlers = {
         "spaces": cmd_spaces, "arch": cmd_arch, "devices": cmd_devices, "profile": cmd_profile, "tables": cmd_tables,
-        "search": cmd_search, "front": cmd_front, "export": cmd_export, "deploy": cmd_deploy, "verify": cmd_verify,
+        "search": cmd_search, "problems": cmd_problems, "report": cmd_report, "front": cmd_front, "export": cmd_export, "deploy": cmd_deploy, "verify": cmd_verify,
     }
     try:
         return handlers[args.command](args)

@@ -212,6 +212,9 @@ def export_run(
     if "tflite" in formats:
         _require_tflite()
     resolved, evaluations, objectives = load_run(run_dir)
+    if resolved.get("config", {}).get("problem"):
+        raise ExportError(f"{run_dir} is a tabular benchmark search ({resolved['config']['problem']}): its cells are "
+                          "lookups with no trained networks to export")
     if "space" not in resolved or "data" not in resolved:
         raise ExportError(f"{run_dir}/config.json is missing or incomplete: the run cannot be rebuilt")
     chosen = select_members(evaluations, objectives, members)

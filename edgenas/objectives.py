@@ -28,7 +28,7 @@ from edgenas.ops import OpIndex
 from edgenas.predict import Predictor
 from edgenas.space import SearchSpace
 
-__all__ = ["Constraints", "HardwareModel", "Objective", "parse_objectives"]
+__all__ = ["CheapObjectives", "Constraints", "HardwareModel", "Objective", "TabularObjectives", "parse_objectives"]
 
 
 class Objective(str, Enum):
@@ -92,7 +92,46 @@ class Constraints:
                  "max_memory_kb": Objective.MEMORY, "max_size_kb": Objective.SIZE}[k] for k, _ in self.items()]
 
 
-class HardwareModel:
+class CheapObjectives:
+    """What strategies and the search loop ask of the objectives that need no training: ``space``,
+    ``constraints``, ``available`` objectives and ``evaluate(X)`` (natural units, vectorized); violations and
+    feasibility follow from them.  :class:`HardwareModel` (tables and the cost model) and the tabular benchmark's
+    lookup (:class:`edgenas.nb201.TabularProblem`) implement it."""
+
+    space: object
+    constraints: Constraints
+    available: tuple[Objective, ...]
+
+    def evaluate(self, X: np.ndarray) -> dict[Objective, np.ndarray]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def violations(self, values: dict[Objective, np.ndarray]) -> np.ndarray:
+        """N x n_constraints array, value / limit - 1 (> 0 means violated); N x 0 without limits."""
+        n = len(next(iter(values.values())))
+        cols = [values[o] / limit - 1 for o, (_, limit) in zip(self.constraints.objectives, self.constraints.items())]
+        return np.stack(cols, axis=1) if cols else np.zeros((n, 0))
+
+    def feasible(self, values: dict[Objective, np.ndarray]) -> np.ndarray:
+        """N booleans: within every hard limit (all True without limits)."""
+        return np.all(self.violations(values) <= 0, axis=1)
+
+
+class TabularObjectives(CheapObjectives):
+    """Latency of a tabular benchmark (a lookup per architecture) as the cheap objective."""
+
+    def __init__(self, space, latency_ms, constraints: Constraints = Constraints()) -> None:
+        self.space, self.latency_ms, self.constraints = space, latency_ms, constraints
+        unsupported = [name for name, _ in constraints.items() if name != "max_latency_ms"]
+        if unsupported:
+            raise SearchError(f"a tabular benchmark measures latency only: --{unsupported[0].replace('_', '-')} "
+                              "cannot be used (--max-latency-ms can)")
+        self.available = (Objective.LATENCY,)
+
+    def evaluate(self, X: np.ndarray) -> dict[Objective, np.ndarray]:
+        return {Objective.LATENCY: self.latency_ms(np.atleast_2d(np.asarray(X)).astype(np.int64))}
+
+
+class HardwareModel(CheapObjectives):
     """Hardware objectives and constraint violations of encoded architectures, vectorized."""
 
     def __init__(
@@ -136,13 +175,3 @@ class HardwareModel:
             if "energy_mj" in pred:
                 out[Objective.ENERGY] = pred["energy_mj"]
         return out
-
-    def violations(self, values: dict[Objective, np.ndarray]) -> np.ndarray:
-        """N x n_constraints array, value / limit - 1 (> 0 means violated); N x 0 without limits."""
-        n = len(next(iter(values.values())))
-        cols = [values[o] / limit - 1 for o, (_, limit) in zip(self.constraints.objectives, self.constraints.items())]
-        return np.stack(cols, axis=1) if cols else np.zeros((n, 0))
-
-    def feasible(self, values: dict[Objective, np.ndarray]) -> np.ndarray:
-        """N booleans: within every hard limit (all True without limits)."""
-        return np.all(self.violations(values) <= 0, axis=1)

@@ -31,7 +31,7 @@ import sys
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -52,24 +52,29 @@ from edgenas.train import TrainConfig, TrainingBudget, at_chance, training_budge
 
 __all__ = ["SearchConfig", "SearchResult", "pareto_front", "run_search", "write_outputs"]
 
+DEFAULT_OBJECTIVES = "error,latency,memory,size"
+TRAINED_POPULATION, TABULAR_POPULATION = 16, 8
+
 
 @dataclass(frozen=True)
 class SearchConfig:
     """Everything that defines a run (saved as ``config.json`` in the run folder)."""
 
     data: str = "digits"
+    problem: str | None = None  # a tabular benchmark, nb201:DATASET:DEVICE: evaluations are lookups, not training
+    problem_data: str | None = None  # another file of the benchmark's layout (default: the shipped one)
     space: str = "small"
     resolution: int | None = None  # default: the data's image size
     device: str = "local-ort"
     precision: str = "int8"
     table: str | None = None  # explicit table path; default: find or profile one
-    objectives: str = "error,latency,memory,size"
+    objectives: str = DEFAULT_OBJECTIVES
     max_latency_ms: float | None = None
     max_energy_mj: float | None = None
     max_memory_kb: float | None = None
     max_size_kb: float | None = None
     strategy: str = "lemonade"
-    population: int = 16
+    population: int | None = None  # candidates per generation; default: 16, or 8 for a tabular problem
     budget: int = 64
     time_budget_min: float | None = None
     epochs: int = 6  # a floor: raised where the data is small (min_steps)
@@ -97,7 +102,7 @@ class SearchConfig:
 
     # What must match for a run to be resumed (budget, time budget and workers may change).
     IDENTITY = (
-        "data", "space", "resolution", "device", "precision", "objectives", "max_latency_ms", "max_energy_mj",
+        "data", "problem", "problem_data", "space", "resolution", "device", "precision", "objectives", "max_latency_ms", "max_energy_mj",
         "max_memory_kb", "max_size_kb", "strategy", "population", "epochs", "finetune_epochs", "min_steps",
         "batch_size", "augment", "reward",
         "target_latency_ms", "target_energy_mj", "target_memory_kb", "target_size_kb", "penalty_weight",
@@ -113,6 +118,17 @@ class SearchConfig:
         ``LEGACY``, the value that reproduces how the run trained before the setting existed)."""
         names = {f.name for f in fields(cls)}
         return cls(**{**cls.LEGACY, **{k: v for k, v in saved.items() if k in names}})
+
+    def resolved(self) -> SearchConfig:
+        """The config as the run uses it, defaults filled: a tabular problem's objectives are error,latency (what it
+        measures) and its population 8 (measured best at 300 lookups, benchmarks/hw_nas_bench.py); a trained
+        search's population is 16."""
+        config = self
+        if self.problem and self.objectives == DEFAULT_OBJECTIVES:
+            config = replace(config, objectives="error,latency")
+        if self.population is None:
+            config = replace(config, population=TABULAR_POPULATION if self.problem else TRAINED_POPULATION)
+        return config
 
     def worker_threads(self) -> tuple[int, int]:
         """(training processes, torch threads each) on this machine: the cores shared among the workers."""
@@ -236,7 +252,7 @@ def write_outputs(run_dir: Path, archive: Archive, objectives: Sequence[Objectiv
         row = {"arch": ev.arch, "accuracy_pct": None if ev.accuracy is None else round(100 * ev.accuracy, 3)}
         for o in Objective:
             value = ev.objectives.get(o.value)
-            row[o.column] = None if value is None else round(float(value), 6)
+            row[o.column] = None if value is None else float(f"{float(value):.9g}")  # significant digits: tiny latencies keep theirs
         row.update(train_seconds=round(ev.train_seconds, 2), epochs=ev.epochs, weights=ev.weights)
         rows.append(row)
     atomic_write_text(run_dir / "front.csv", _csv_text(columns, rows))
@@ -283,7 +299,7 @@ def plot_front(path: Path, evaluations: Sequence[Evaluation], front: Sequence[Ev
         ax.set_ylabel(f"{oi.value} ({oi.unit})")
         ax.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=8)
-    fig.suptitle(f"{len(front)} front members of {len(ok)} trained networks")
+    fig.suptitle(f"{len(front)} front members of {len(ok)} successful evaluations")
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, dpi=110, format="png")
@@ -372,7 +388,9 @@ def _validate(config: SearchConfig) -> tuple[tuple[Objective, ...], Constraints,
 def _run_dir(config: SearchConfig, resume: bool) -> Path:
     """The run folder, checked: a new one must not hold a run; a resumed one must hold this run."""
     run_dir = Path(config.run_dir) if config.run_dir else Path("runs") / (
-        _dt.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{config.data.split(':')[0]}-{config.strategy}-s{config.seed}"
+        _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        + f"-{config.problem.replace(':', '-') if config.problem else config.data.split(':')[0]}-{config.strategy}"
+        + f"-s{config.seed}"
     )
     if run_dir.exists() and not run_dir.is_dir():
         raise SearchError(f"--run-dir {run_dir} is a file, not a folder; choose another --run-dir")
@@ -439,6 +457,9 @@ def _summary_notes(evaluations: Sequence[Evaluation], front: Sequence[Evaluation
     return notes
 
 
+#: report.html is refreshed after a generation at most this often while a search runs (and always at its end).
+REPORT_INTERVAL_S = 5.0
+
 #: Generations in a row that may pass without a new evaluation, or without a network trained, before a search stops.
 MAX_IDLE_GENERATIONS = 3
 MAX_UNTRAINED_GENERATIONS = 20
@@ -462,22 +483,98 @@ def _check_limits_meetable(hardware: HardwareModel, constraints: Constraints, se
                       "them or use a smaller space")
 
 
-def run_search(
-    config: SearchConfig,
-    *,
-    resume: bool = False,
-    progress: bool = True,
-    log: Callable[[str], None] = _log_default,
-) -> SearchResult:
-    """Run (or resume) a search; see the module docstring."""
+@dataclass
+class _Setup:
+    """What a search needs beyond its settings, made before the run folder is touched: the space and the cheap
+    objectives, the accuracy source (:class:`Evaluator`), and what ``config.json`` records about them."""
+
+    space: object
+    hardware: object  # a CheapObjectives
+    evaluator: Evaluator
+    resolved: dict
+    table_meta: dict | None = None
+    unit: str = "net"
+
+
+class Evaluator:
+    """The accuracy source of a search: turns feasible new candidates into results, recorded as each finishes.
+
+    ``run(jobs, archive)`` takes ``(i, arch_text, hardware_values, candidate)`` jobs and yields ``(job, result)``
+    with ``result`` holding ``status``, ``accuracy`` (0..1 or None), ``train_seconds``, ``epochs``, ``steps``,
+    ``seed``, ``weights``, ``reason`` and ``at_chance``.  Strategies never know which source answers.
+    """
+
+    majority_rate = 0.0
+
+    def open(self, run_dir: Path) -> None:  # noqa: B027 - optional hook
+        pass
+
+    def run(self, jobs, archive: Archive):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+
+class TrainingEvaluator(Evaluator):
+    """Training in worker processes: from scratch with the run's recipe, or fine-tuned from a parent's weights."""
+
+    def __init__(self, config: SearchConfig, space, split, data, budget: TrainingBudget) -> None:
+        self.config, self.space, self.split, self.data, self.budget = config, space, split, data, budget
+        self.majority_rate = data.majority_rate
+        self.executor = None
+
+    def open(self, run_dir: Path) -> None:
+        workers, threads = self.config.worker_threads()
+        self.run_dir = run_dir
+        train_config = self.config.train_config(threads, self.budget, self.data.in_channels)
+        init_args = (self.space.to_dict(), (self.split.normalised("train"), self.split.normalised("val")),
+                     train_config, self.data.in_channels, self.data.num_classes, str(run_dir.resolve()))
+        self.executor = make_executor(_train_task, workers, _init_worker, init_args)
+
+    def run(self, jobs, archive: Archive):
+        tasks = []
+        for job in jobs:
+            _, text, _, cand = job
+            seed = _training_seed(text, self.config.seed)
+            parent = archive.get(cand.parent) if cand.parent else None
+            if parent is not None and parent.weights:  # inherit and fine-tune, with the minimum of steps
+                epochs = self.budget.finetune(cand.epochs if cand.epochs is not None else self.config.finetune_epochs)
+                args = (text, seed, epochs, parent.arch, str(weights_path(self.run_dir, parent.weights)))
+            else:  # from scratch, with the run's resolved epochs
+                args = (text, seed, None, None, None)
+            tasks.append(((job, seed), args))
+        n_val = len(self.split.val)
+        for (job, seed), r in self.executor.run(tasks):
+            yield job, {**r, "seed": seed, "steps": r.get("steps", 0),
+                        "at_chance": at_chance(r["accuracy"], self.majority_rate, n_val)}
+
+    def close(self) -> None:
+        if self.executor is not None:
+            self.executor.close()
+
+
+class TabularEvaluator(Evaluator):
+    """A tabular benchmark: each evaluation is a lookup of the architecture's accuracy (no training)."""
+
+    def __init__(self, problem, space) -> None:
+        self.problem, self.space = problem, space
+
+    def run(self, jobs, archive: Archive):
+        for job in jobs:
+            _, text, _, cand = job
+            error = float(self.problem.error_pct(self.space.encode(cand.arch)[None])[0])
+            yield job, {"status": "ok", "accuracy": (100.0 - error) / 100.0, "train_seconds": 0.0, "epochs": 0,
+                        "steps": 0, "seed": 0, "weights": None, "reason": "", "at_chance": False}
+
+
+def _trained_setup(config: SearchConfig, objectives, constraints: Constraints, precision: Precision,
+                   resumed_archive: Path | None, log) -> _Setup:
+    """Data, space at the data's resolution, device, its (drift-checked) table, the hardware model, the trainer."""
     from edgenas.data import load_data
     from edgenas.devices import get_device
     from edgenas.predict import Predictor
     from edgenas.space import get_space
-
-    objectives, constraints, precision = _validate(config)
-    run_dir = _run_dir(config, resume)
-    archive_path = run_dir / "archive.sqlite"
 
     data = load_data(config.data)
     for note in data.notes:
@@ -499,27 +596,87 @@ def run_search(
                           "(its device has no energy source)")
     # Refuses another space or task before any timing; its op index serves the recalibrated predictor too.
     index = Predictor(table, space, data.in_channels, data.num_classes, precision=precision).index
-    table, drift = _calibrate_for_run(table, device, config, archive_path if resume else None, log)
+    table, drift = _calibrate_for_run(table, device, config, resumed_archive, log)
     predictor = Predictor(table, space, data.in_channels, data.num_classes, precision=precision, index=index)
     hardware = HardwareModel(space, data.in_channels, data.num_classes, precision, predictor, constraints)
-    reference = _reference_point(hardware, objectives, config.seed)
-    _check_limits_meetable(hardware, constraints, config.seed)
-    problem = SearchProblem(space, objectives, hardware, batch_size=config.population)
-    strategy = get_strategy(config.strategy, config.strategy_settings())
-    strategy.setup(problem, config.seed)
     budget = config.training_budget(len(split.train))
     if budget.epochs > config.epochs or budget.batch_size < config.batch_size:
         log(f"{len(split.train)} training images: batch {budget.batch_size}, {budget.epochs} epochs "
             f"({budget.steps(budget.epochs)} steps) per network trained from scratch, so that each takes at least "
             f"--min-steps {config.min_steps}")
+    resolved = {
+        "table": str(table.path), "table_sha256": table.measurements_hash, "drift": drift,
+        "device": device.to_dict(), "data": {
+            "name": data.name, "images": int(len(data.y)), "classes": list(data.classes), "in_channels": data.in_channels,
+            "resolution": max(space.resolutions), "train": int(len(split.train)), "val": int(len(split.val)),
+            "mean": split.mean.tolist(), "std": split.std.tolist(), "majority_rate": data.majority_rate,
+            "preprocessing": PREPROCESSING},
+        "training": {**budget.to_dict(), "augment": config.augment, "flip": data.in_channels == 3},
+    }
+    table_meta = {"path": str(table.path), "sha256": table.measurements_hash, "drift": drift}
+    return _Setup(space, hardware, TrainingEvaluator(config, space, split, data, budget), resolved, table_meta)
+
+
+def _tabular_setup(config: SearchConfig, objectives, constraints: Constraints, resumed_archive: Path | None,
+                   log) -> _Setup:
+    """A tabular benchmark problem: the cell space, latency lookups as the cheap objective, accuracy lookups."""
+    from edgenas.nb201 import CellSpace, load_problem
+    from edgenas.objectives import TabularObjectives
+
+    extra = [o.value for o in objectives if o not in (Objective.ERROR, Objective.LATENCY)]
+    if extra:
+        raise SearchError(f"a tabular benchmark measures error and latency only, not {', '.join(extra)}; use "
+                          "--objectives error,latency")
+    problem = load_problem(config.problem, config.problem_data)
+    if resumed_archive is not None:
+        with Archive(resumed_archive, readonly=True) as previous:
+            saved = previous.get_meta("table")
+        if isinstance(saved, dict) and saved.get("sha256") not in (None, problem.data.sha256):
+            raise SearchError(f"{config.run_dir} was searched on other benchmark data than {problem.data.path}; "
+                              "resume with the same --problem-data, or start a new run")
+    space = CellSpace()
+    hardware = TabularObjectives(space, problem.latency_ms, constraints)
+    log(f"tabular benchmark {problem.name} ({problem.data.path}): every evaluation is a lookup, no training")
+    resolved = {"problem": {"name": problem.name, "dataset": problem.dataset, "device": problem.device,
+                            "data": str(problem.data.path), "sha256": problem.data.sha256}}
+    table_meta = {"path": str(problem.data.path), "sha256": problem.data.sha256, "drift": None}
+    return _Setup(space, hardware, TabularEvaluator(problem, space), resolved, table_meta, unit="eval")
+
+
+def run_search(
+    config: SearchConfig,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = _log_default,
+    report: bool = True,
+) -> SearchResult:
+    """Run (or resume) a search; see the module docstring.  ``report`` refreshes ``report.html`` in the run folder
+    after every generation (:mod:`edgenas.report`)."""
+    config = config.resolved()
+    objectives, constraints, precision = _validate(config)
+    run_dir = _run_dir(config, resume)
+    archive_path = run_dir / "archive.sqlite"
+    resumed_archive = archive_path if resume else None
+    if config.problem:
+        setup = _tabular_setup(config, objectives, constraints, resumed_archive, log)
+    else:
+        setup = _trained_setup(config, objectives, constraints, precision, resumed_archive, log)
+    reference = _reference_point(setup.hardware, objectives, config.seed)
+    _check_limits_meetable(setup.hardware, constraints, config.seed)
+    problem = SearchProblem(setup.space, objectives, setup.hardware, batch_size=config.population)
+    strategy = get_strategy(config.strategy, config.strategy_settings())
+    strategy.setup(problem, config.seed)
+    for note in strategy.notes:
+        log(note)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = _lock_run_dir(run_dir)
     try:
         if not resume and archive_path.exists():  # another search created it since the checks above
             raise SearchError(f"{run_dir} already holds a run: add --resume to continue it, or choose another --run-dir")
-        return _search_locked(config, resume, progress, log, run_dir, archive_path, data, split, space, table, drift,
-                              device, objectives, constraints, hardware, reference, strategy, budget)
+        return _search_locked(config, resume, progress, log, run_dir, archive_path, setup, objectives, constraints,
+                              reference, strategy, report)
     finally:
         lock.close()  # releases the lock (the kernel also releases it if this process dies)
 
@@ -545,34 +702,23 @@ def _lock_run_dir(run_dir: Path):
     return handle
 
 
-def _search_locked(config, resume, progress, log, run_dir, archive_path, data, split, space, table, drift, device,
-                   objectives, constraints, hardware, reference, strategy, budget) -> SearchResult:
+def _search_locked(config, resume, progress, log, run_dir, archive_path, setup: _Setup, objectives, constraints,
+                   reference, strategy, report: bool = True) -> SearchResult:
     """The search itself, in a locked run folder (see :func:`run_search`)."""
-    majority = data.majority_rate
-    n_val = len(split.val)
+    space, hardware, evaluator = setup.space, setup.hardware, setup.evaluator
+    majority = evaluator.majority_rate
     archive = Archive(archive_path)
     resolved = {
-        "config": asdict(config), "space": {**space.to_dict(), "fingerprint": space.fingerprint},
-        "table": str(table.path), "table_sha256": table.measurements_hash, "drift": drift,
-        "device": device.to_dict(), "data": {
-            "name": data.name, "images": int(len(data.y)), "classes": list(data.classes), "in_channels": data.in_channels,
-            "resolution": max(space.resolutions), "train": int(len(split.train)), "val": int(len(split.val)),
-            "mean": split.mean.tolist(), "std": split.std.tolist(), "majority_rate": majority,
-            "preprocessing": PREPROCESSING},
-        "training": {**budget.to_dict(), "augment": config.augment, "flip": data.in_channels == 3},
+        "config": asdict(config), "space": {**space.to_dict(), "fingerprint": space.fingerprint}, **setup.resolved,
         "objectives": [o.value for o in objectives], "reference_point": reference,
         "edgenas": __version__,
     }
     if not resume:  # the run's identity in one transaction: a crash leaves all of it or none
-        archive.set_metas({"config": asdict(config), "elapsed_seconds": 0.0,
-                           "table": {"path": str(table.path), "sha256": table.measurements_hash, "drift": drift}})
+        archive.set_metas({"config": asdict(config), "elapsed_seconds": 0.0, "table": setup.table_meta})
     atomic_write_text(run_dir / "config.json", json.dumps(resolved, indent=1) + "\n")
-
-    workers, threads = config.worker_threads()
-    train_config = config.train_config(threads, budget, data.in_channels)
-    init_args = (space.to_dict(), (split.normalised("train"), split.normalised("val")), train_config,
-                 data.in_channels, data.num_classes, str(run_dir.resolve()))
-    executor = make_executor(_train_task, workers, _init_worker, init_args)
+    if report:
+        log(f"report, refreshed while the search runs: {run_dir / 'report.html'}")
+    evaluator.open(run_dir)
 
     started = time.monotonic()
     elapsed_before = float(archive.get_meta("elapsed_seconds", 0.0))
@@ -581,10 +727,11 @@ def _search_locked(config, resume, progress, log, run_dir, archive_path, data, s
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=config.budget, initial=min(totals["trained"], config.budget), desc="search", unit="net",
+        bar = tqdm(total=config.budget, initial=min(totals["trained"], config.budget), desc="search", unit=setup.unit,
                    file=sys.stderr, dynamic_ncols=True, disable=None)
     notes: list[str] = []
     generation = idle = untrained = 0
+    reported = -float("inf")  # when report.html was last refreshed
     told: set[str] = set()  # candidates told to the strategy in this session (a resume replays the others)
     try:
         while True:
@@ -630,25 +777,15 @@ def _search_locked(config, resume, progress, log, run_dir, archive_path, data, s
             remaining = config.budget - trained
             if len(jobs) > remaining:
                 jobs = jobs[:remaining]  # the budget ends inside this batch: train what it allows, then stop
-            tasks = []
-            for i, text, hw, cand in jobs:
-                seed = _training_seed(text, config.seed)
-                parent = archive.get(cand.parent) if cand.parent else None
-                if parent is not None and parent.weights:  # inherit and fine-tune, with the minimum of steps
-                    epochs = budget.finetune(cand.epochs if cand.epochs is not None else config.finetune_epochs)
-                    args = (text, seed, epochs, parent.arch, str(weights_path(run_dir, parent.weights)))
-                else:  # from scratch, with the run's resolved epochs
-                    args = (text, seed, None, None, None)
-                tasks.append(((i, text, hw, cand, seed), args))
             fresh = []
             out_of_time = False
-            for (i, text, hw, cand, seed), r in executor.run(tasks):  # recorded as each finishes: a kill loses nothing done
+            for (i, text, hw, cand), r in evaluator.run(jobs, archive):  # recorded as each finishes: a kill loses nothing
                 error = WORST_ERROR_PCT if r["accuracy"] is None else 100.0 * (1.0 - r["accuracy"])
                 evaluations[i] = archive.add(Evaluation(
                     text, r["status"], {**hw, "error": error}, accuracy=r["accuracy"],
                     violations=tuple(float(g) for g in G[i]), train_seconds=r["train_seconds"], epochs=r["epochs"],
-                    seed=seed, weights=r["weights"], reason=r["reason"], strategy=strategy.name, parent=cand.parent,
-                    steps=r.get("steps", 0), at_chance=at_chance(r["accuracy"], majority, n_val)))
+                    seed=r["seed"], weights=r["weights"], reason=r["reason"], strategy=strategy.name,
+                    parent=cand.parent, steps=r["steps"], at_chance=r["at_chance"]))
                 fresh.append(evaluations[i])
                 if bar is not None:
                     bar.update(1)
@@ -677,24 +814,39 @@ def _search_locked(config, resume, progress, log, run_dir, archive_path, data, s
             _record_front(archive, objectives, reference)
             archive.set_meta("elapsed_seconds", elapsed_before + time.monotonic() - started)
             write_outputs(run_dir, archive, objectives, plot=False)
+            if report and time.monotonic() - reported >= REPORT_INTERVAL_S:
+                _refresh_report(run_dir, log)
+                reported = time.monotonic()
             if bar is not None:
                 history = archive.hypervolume_history()
                 best = min((e.objectives["error"] for e in pareto_front(archive.all(), objectives)), default=float("nan"))
                 bar.set_postfix_str(f"best error {best:.2f}%, front {history[-1]['front_size']}, "
                                     f"HV {history[-1]['hypervolume']:.4g}")
     finally:
-        executor.close()
+        evaluator.close()
         if bar is not None:
             bar.close()
         archive.set_meta("elapsed_seconds", elapsed_before + time.monotonic() - started)
         hv = _record_front(archive, objectives, reference)  # always, also for a run shorter than one generation
         front = write_outputs(run_dir, archive, objectives, plot=True)
+        if report:
+            _refresh_report(run_dir, log)
         totals = archive.totals()
         seconds = float(archive.get_meta("elapsed_seconds", 0.0))
         evaluations_all = archive.all()
         archive.close()
     notes += _summary_notes(evaluations_all, front, majority)
     return SearchResult(run_dir, front, hv, totals["evaluations"], totals["trained"], seconds, notes)
+
+
+def _refresh_report(run_dir: Path, log) -> None:
+    """The run's report.html, rebuilt (a report that cannot be built is logged once; the search goes on)."""
+    from edgenas.report import build_report
+
+    try:
+        build_report(run_dir)
+    except (OSError, ValueError) as exc:
+        log(f"report.html not refreshed: {exc}")
 
 
 def _record_front(archive: Archive, objectives: Sequence[Objective], reference: Sequence[float]) -> float:

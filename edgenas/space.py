@@ -122,6 +122,9 @@ class SearchSpace:
     widths: tuple[float, ...] = (1.0,)
     description: str = field(default="", compare=False)
 
+    #: Networks of this space have weights that network morphisms carry over (LEMONADE's inheritance).
+    supports_morphisms = True
+
     def __post_init__(self) -> None:
         _check_space(self)
 

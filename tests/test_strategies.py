@@ -22,9 +22,13 @@ class TestRandomSearch(StrategyContract):
     strategy_name = "random"
 
 
+class TestPredictorLocalSearch(StrategyContract):
+    strategy_name = "local"
+
+
 def test_registry_lists_and_rejects():
     assert {s.name for s in list_strategies()} >= {"nsga2", "random"}
-    with pytest.raises(SearchError, match="unknown strategy 'cmaes'; choose from lemonade, nsga2, rl, random"):
+    with pytest.raises(SearchError, match="unknown strategy 'cmaes'; choose from lemonade, nsga2, rl, local, random"):
         get_strategy("cmaes")
 
 

@@ -41,6 +41,12 @@ def _rl(settings: StrategySettings) -> Strategy:
     return RLStrategy(settings)
 
 
+def _local(settings: StrategySettings) -> Strategy:
+    from edgenas.strategies.local import PredictorLocalSearch
+
+    return PredictorLocalSearch(settings)
+
+
 def _random(settings: StrategySettings) -> Strategy:
     from edgenas.strategies.random_search import RandomSearch
 
@@ -55,6 +61,8 @@ _REGISTRY = {
         StrategyInfo("nsga2", "NSGA-II (pymoo) on the integer-encoded genome: the baseline", _nsga2),
         StrategyInfo("rl", "a REINFORCE controller with a penalized (Neural Architect) or MnasNet reward, targets "
                      "varied to cover the front", _rl),
+        StrategyInfo("local", "predictor-guided Pareto local search: neighbours of the front ranked by an ensemble "
+                     "accuracy predictor with Thompson sampling (BANANAS-style)", _local),
         StrategyInfo("random", "uniformly random feasible architectures: the floor every strategy must beat", _random),
     )
 }

@@ -20,8 +20,8 @@ import numpy as np
 
 from edgenas.archive import Evaluation
 from edgenas.genome import Architecture
-from edgenas.objectives import HardwareModel, Objective
-from edgenas.space import SearchSpace
+from edgenas.objectives import CheapObjectives, Objective
+from edgenas.space_protocol import Space
 
 __all__ = ["Candidate", "SearchProblem", "Strategy", "StrategySettings", "cost_spread", "objective_matrix"]
 
@@ -60,9 +60,9 @@ class StrategySettings:
 
 @dataclass(frozen=True)
 class SearchProblem:
-    space: SearchSpace
+    space: Space
     objectives: tuple[Objective, ...]
-    hardware: HardwareModel
+    hardware: CheapObjectives
     batch_size: int = 8
 
     @property
@@ -109,6 +109,7 @@ class Strategy(ABC):
         self.problem = problem
         self.rng = np.random.default_rng(seed)
         self.asked = 0
+        self.notes: list[str] = []  # what the user should know about how the strategy runs on this problem
         self._setup(problem, seed)
 
     def ask(self) -> list[Candidate]:

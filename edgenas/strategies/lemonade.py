@@ -106,6 +106,11 @@ class Lemonade(Strategy):
         self.cheap = tuple(o for o in problem.objectives if o is not Objective.ERROR) or problem.hardware.available
         self.seen: set[str] = set()
         self.evaluations: list[Evaluation] = []
+        self.morphisms = problem.space.supports_morphisms
+        if not self.morphisms:
+            self.notes.append(f"lemonade: space '{problem.space.name}' has no weights to inherit, so children are made "
+                              "by plain mutations (one architectural move) and evaluated without inheritance; the "
+                              "KDE-guided selection of parents and children is unchanged")
 
     # ------------------------------------------------------------ population
     def front(self) -> list[Evaluation]:
@@ -140,12 +145,16 @@ class Lemonade(Strategy):
         children: dict[str, tuple] = {}
         for _ in range(self.oversample * self.batch):
             i = int(self.rng.choice(len(parents), p=p_parent))
-            morph = apply_random_morphism(space, parents[i], self.rng)
-            if morph is None:
-                continue
-            key = str(morph.child)
+            if self.morphisms:
+                morph = apply_random_morphism(space, parents[i], self.rng)
+                if morph is None:
+                    continue
+                child = morph.child
+            else:
+                child = space.mutate(parents[i], self.rng)
+            key = str(child)
             if key not in self.seen and key not in children:
-                children[key] = (morph.child, parents[i])
+                children[key] = (child, parents[i])
         if not children:
             return []
         archs = [c for c, _ in children.values()]
@@ -162,7 +171,8 @@ class Lemonade(Strategy):
         for j in sorted(accepted):
             child, parent = children[str(archs[keep[j]])]
             self.seen.add(str(child))
-            out.append(Candidate(child, parent=str(parent), epochs=self.finetune_epochs))
+            out.append(Candidate(child, parent=str(parent), epochs=self.finetune_epochs) if self.morphisms
+                       else Candidate(child))
         return out
 
     def _random_feasible(self, n: int) -> list:

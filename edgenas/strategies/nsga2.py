@@ -25,7 +25,7 @@ from pymoo.problems.static import StaticProblem
 from pymoo.core.termination import NoTermination
 
 from edgenas.archive import Evaluation
-from edgenas.space import SearchSpace
+from edgenas.space_protocol import Space as SearchSpace
 from edgenas.strategies.base import Candidate, SearchProblem, Strategy, cost_spread, objective_matrix
 
 
