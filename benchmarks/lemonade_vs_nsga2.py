@@ -31,9 +31,9 @@ import platform
 from pathlib import Path
 
 import numpy as np
+from common import compute_curve, first_reaching, run_strategies, shared_reference
 
 import edgenas
-from common import compute_curve, first_reaching, run_strategies, shared_reference
 from edgenas.objectives import parse_objectives
 from edgenas.search import SearchConfig
 

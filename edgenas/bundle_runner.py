@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -32,6 +33,15 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def required_correct(n: int, accuracy) -> int:
+    """Fewest of ``n`` samples a working model classifies correctly: three binomial standard deviations below what
+    the accuracy measured at export predicts (at least 1; more than chance where no accuracy is recorded)."""
+    if not isinstance(accuracy, (int, float)) or not 0 < accuracy <= 1:
+        return 1
+    mean = n * accuracy
+    return max(1, int(math.floor(mean - 3 * math.sqrt(n * accuracy * (1 - accuracy)) - 1e-9)))
 
 
 def load_metadata() -> dict:
@@ -249,10 +259,13 @@ def main(argv: list[str] | None = None) -> int:
         images, expected = samples["images"], samples["labels"]
         predicted = [int(model(preprocess(img, meta)).argmax()) for img in images]
         correct = int(np.sum(np.asarray(predicted) == expected))
-        result = {"model": name, "samples": len(expected), "correct": correct, "accuracy": correct / len(expected)}
+        needed = required_correct(len(expected), (meta.get("accuracy") or {}).get(name))
+        result = {"model": name, "samples": len(expected), "correct": correct, "accuracy": correct / len(expected),
+                  "needed": needed, "ok": correct >= needed}
         print(json.dumps(result) if args.json else
-              f"{name}: {correct}/{len(expected)} sample images classified correctly")
-        return 0 if correct > 0 else 1
+              f"{name}: {correct}/{len(expected)} sample images classified correctly (at least {needed} expected "
+              "from the accuracy measured at export)")
+        return 0 if correct >= needed else 1
     if not args.images:
         parser.error("give image files, or --check, or --time")
     out = []

@@ -6,13 +6,12 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
 from edgenas import __version__
-from edgenas.errors import ArchitectureError, EdgenasError
 from edgenas.defaults import MIN_STEPS_DEFAULT
+from edgenas.errors import ArchitectureError, EdgenasError
 
 DESCRIPTION = "Hardware-aware multi-objective neural architecture search for edge devices."
 
@@ -90,7 +89,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"edgenas {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_spaces_command(sub)
+    _add_arch_command(sub)
+    _add_devices_command(sub)
+    _add_profile_command(sub)
+    _add_search_command(sub)
+    _add_problems_command(sub)
+    _add_report_command(sub)
+    _add_front_command(sub)
+    _add_exp_command(sub)
+    _add_deploy_command(sub)
+    _add_verify_command(sub)
+    _add_tables_command(sub)
+    return parser
 
+
+def _add_spaces_command(sub) -> None:
     spaces = sub.add_parser("spaces", help="inspect search spaces", description="Inspect search spaces.")
     spaces_sub = spaces.add_subparsers(dest="action", metavar="ACTION", required=True)
     spaces_sub.add_parser("list", help="list the preset spaces")
@@ -101,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_task_args(show)
     show.add_argument("--json", action="store_true", help="print the definition as JSON")
 
+
+def _add_arch_command(sub) -> None:
     arch = sub.add_parser(
         "arch",
         help="sample, inspect and export architectures",
@@ -127,12 +143,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_task_args(export)
     export.add_argument("--out", required=True, help="path of the .onnx file to write")
     export.add_argument("--seed", type=int, default=0, help="seed of the random weights (default: 0)")
+
+
+def _add_devices_command(sub) -> None:
     devices = sub.add_parser("devices", help="list and show device descriptions", description="Device descriptions.")
     devices_sub = devices.add_subparsers(dest="action", metavar="ACTION", required=True)
     devices_sub.add_parser("list", help="list the shipped devices")
     dshow = devices_sub.add_parser("show", help="show a device (shipped name or .yaml file)")
     dshow.add_argument("device")
 
+
+def _add_profile_command(sub) -> None:
     profile = sub.add_parser(
         "profile",
         help="time every op of a search space on a device and write its latency table",
@@ -153,6 +174,26 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--seed", type=int, default=0, help="seed of the shuffled order and calibration networks")
     profile.add_argument("--quiet", action="store_true", help="no progress bars")
 
+
+def _add_rl_args(search: argparse.ArgumentParser) -> None:
+    """The RL controller's reward and targets."""
+    search.add_argument("--reward", choices=["penalty", "mnasnet"], default="penalty",
+                        help="rl reward: penalty = accuracy - lambda * sum of relative overshoots of the targets; "
+                             "mnasnet = accuracy * (latency / T) ** w, w = --mnasnet-alpha within T, --mnasnet-beta "
+                             "beyond (default: penalty)")
+    for name, unit in (("latency", "ms"), ("energy", "mj"), ("memory", "kb"), ("size", "kb")):
+        search.add_argument(f"--target-{name}-{unit}", type=float,
+                            help=f"rl target for {name} (default: spread over the space's range to cover the front)")
+    search.add_argument("--penalty-weight", type=float, default=0.5, help="rl: lambda of the penalty reward (default: 0.5)")
+    search.add_argument("--mnasnet-alpha", type=float, default=-0.07,
+                        help="rl, mnasnet reward: exponent w when latency <= T (default: -0.07)")
+    search.add_argument("--mnasnet-beta", type=float, default=-0.07,
+                        help="rl, mnasnet reward: exponent w when latency > T (default: -0.07)")
+    search.add_argument("--entropy-weight", type=float, default=0.01,
+                        help="rl: weight of the controller's entropy bonus (default: 0.01)")
+
+
+def _add_search_command(sub) -> None:
     search = sub.add_parser(
         "search",
         help="search the Pareto front of accurate, fast, small networks for a device",
@@ -212,20 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "remote ones)")
     search.add_argument("--val-fraction", type=float, default=0.2,
                         help="share of the images held out for validation, stratified (default: 0.2)")
-    search.add_argument("--reward", choices=["penalty", "mnasnet"], default="penalty",
-                        help="rl reward: penalty = accuracy - lambda * sum of relative overshoots of the targets; "
-                             "mnasnet = accuracy * (latency / T) ** w, w = --mnasnet-alpha within T, --mnasnet-beta "
-                             "beyond (default: penalty)")
-    for name, unit in (("latency", "ms"), ("energy", "mj"), ("memory", "kb"), ("size", "kb")):
-        search.add_argument(f"--target-{name}-{unit}", type=float,
-                            help=f"rl target for {name} (default: spread over the space's range to cover the front)")
-    search.add_argument("--penalty-weight", type=float, default=0.5, help="rl: lambda of the penalty reward (default: 0.5)")
-    search.add_argument("--mnasnet-alpha", type=float, default=-0.07,
-                        help="rl, mnasnet reward: exponent w when latency <= T (default: -0.07)")
-    search.add_argument("--mnasnet-beta", type=float, default=-0.07,
-                        help="rl, mnasnet reward: exponent w when latency > T (default: -0.07)")
-    search.add_argument("--entropy-weight", type=float, default=0.01,
-                        help="rl: weight of the controller's entropy bonus (default: 0.01)")
+    _add_rl_args(search)
     search.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd")
     search.add_argument("--lr", type=float, default=0.05, help="learning rate (default: 0.05)")
     search.add_argument("--label-smoothing", type=float, default=0.0)
@@ -238,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="do not write report.html into the run folder (default: refreshed after a generation, "
                              "at most every 5 s, and at the end)")
 
+
+def _add_problems_command(sub) -> None:
     problems = sub.add_parser("problems", help="list the tabular benchmark problems (datasets x devices)",
                               description="Tabular benchmark problems for edgenas search --problem.")
     problems_sub = problems.add_subparsers(dest="problems_command", metavar="{list}", required=True)
@@ -245,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     plist.add_argument("--problem-data", metavar="FILE", help="another benchmark file of the same layout")
     plist.add_argument("--json", action="store_true", help="print JSON")
 
+
+def _add_report_command(sub) -> None:
     report = sub.add_parser(
         "report", help="write a self-contained HTML report of a run, or compare runs",
         description="Write one self-contained HTML page (no network access needed): the settings, device and table, "
@@ -255,10 +287,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--compare", action="store_true", help="compare the runs (same objectives)")
     report.add_argument("--bundles", metavar="DIR", help="exported bundles of the run (default: export/<run name>)")
 
+
+def _add_front_command(sub) -> None:
     front = sub.add_parser("front", help="print the Pareto front of a search run")
     front.add_argument("run", help="run folder")
     front.add_argument("--json", action="store_true", help="print JSON")
 
+
+def _add_exp_command(sub) -> None:
     exp = sub.add_parser(
         "export",
         help="export front members as verified int8/fp32 ONNX and TFLite bundles",
@@ -284,12 +320,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="re-time the run's table's anchors before comparing measured and predicted latency "
                           "(default: on when the run's device is this machine)")
 
+
+def _add_deploy_command(sub) -> None:
     deploy = sub.add_parser("deploy", help="copy a bundle to a device and run it there (sample check and timing)")
     deploy.add_argument("bundle", help="bundle folder (export/<run>/member-<id>)")
     deploy.add_argument("--device", default="local-ort", help="shipped device name or .yaml file (default: local-ort)")
     deploy.add_argument("--model", help="model file of the bundle (default: the deployed precision for the device's runtime)")
     deploy.add_argument("--json", action="store_true", help="print one JSON object")
 
+
+def _add_verify_command(sub) -> None:
     verify = sub.add_parser("verify", help="time a bundle's model on a device and compare with the predicted latency")
     verify.add_argument("bundle", help="bundle folder (export/<run>/member-<id>)")
     verify.add_argument("--device", default="local-ort", help="shipped device name or .yaml file (default: local-ort)")
@@ -302,6 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="re-time the bundle's table's anchors on the device first and predict with the refitted "
                              "calibration (default: on for local devices, where the table is on this machine)")
 
+
+def _add_tables_command(sub) -> None:
     tables = sub.add_parser("tables", help="list, show, validate and recalibrate latency tables",
                             description="Latency tables.")
     tables_sub = tables.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -334,8 +376,6 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--device", help="device to measure on (default: the one in the table)")
     validate.add_argument("--json", action="store_true", help="print one JSON object")
     validate.add_argument("--quiet", action="store_true", help="no progress bars")
-    return parser
-
 
 def _space(args: argparse.Namespace):
     from edgenas.space import get_space

@@ -44,8 +44,8 @@ import numpy as np
 from edgenas import __version__
 from edgenas.cost import Precision
 from edgenas.data import PREPROCESSING
-from edgenas.files import atomic_write_text
 from edgenas.errors import ExportError, MissingExtraError
+from edgenas.files import atomic_write_text
 
 __all__ = [
     "FORMATS", "LOCAL_DEVICES", "SUFFIX", "FileReport", "MemberReport", "deploy_bundle", "export_run", "read_bundle",
@@ -261,20 +261,15 @@ def export_run(
     return out, reports
 
 
-def _export_member(ctx: _RunContext, ev, formats, precision: Precision, folder: Path, report: MemberReport,
-                   measure_latency: bool, max_drop_pct: float, log) -> None:
-    import onnx
+def _member_model(ctx: _RunContext, ev, arch, report: MemberReport, max_drop_pct: float, log):
+    """The member's torch model with the weights the search trained, or retrained with the run's recipe."""
     import torch
 
-    from edgenas import bundle_runner
-    from edgenas.model import build_model, export_onnx, onnx_matches_torch
-    from edgenas.opmodels import quantize_onnx_int8, write_tflite_model
+    from edgenas.model import build_model
     from edgenas.search import SearchConfig, weights_path
-    from edgenas.train import evaluate_accuracy, load_weights, train_candidate
+    from edgenas.train import load_weights, train_candidate
 
-    folder.mkdir(parents=True)
     space, data = ctx.space, ctx.data
-    arch = space.parse(ev.arch)
     path = weights_path(ctx.run_dir, ev.weights) if ev.weights else None
     if path is not None and path.is_file():
         model = build_model(space, arch, data.num_classes, data.in_channels)
@@ -299,6 +294,22 @@ def _export_member(ctx: _RunContext, ev, formats, precision: Precision, folder: 
                 f"retrained accuracy {100 * (result.accuracy or 0):.2f}% is {100 * (ev.accuracy - result.accuracy):.2f} "
                 f"points below the search's {100 * ev.accuracy:.2f}% (more than --max-drop {max_drop_pct:g}): this is "
                 "not the network the search measured; keep the run's weights/ folder to export it")
+    return model
+
+
+def _export_member(ctx: _RunContext, ev, formats, precision: Precision, folder: Path, report: MemberReport,
+                   measure_latency: bool, max_drop_pct: float, log) -> None:
+    import onnx
+    import torch
+
+    from edgenas import bundle_runner
+    from edgenas.model import export_onnx, onnx_matches_torch
+    from edgenas.opmodels import quantize_onnx_int8, write_tflite_model
+    from edgenas.train import evaluate_accuracy
+
+    folder.mkdir(parents=True)
+    arch = ctx.space.parse(ev.arch)
+    model = _member_model(ctx, ev, arch, report, max_drop_pct, log)
     model.eval()
     report.torch_accuracy = evaluate_accuracy(model, *ctx.val)
     if ev.accuracy is not None and abs(report.torch_accuracy - ev.accuracy) > 1e-9 and not report.notes:

@@ -466,6 +466,28 @@ def profile_device(
             _atomic_json(state, {"identity": identity, "active_seconds": active_before + time.monotonic() - started})
 
 
+def _anchor_networks(space, calib, in_channels, num_classes, entries, results, overhead_ms, overhead_mj,
+                     has_energy) -> tuple[list[dict], list[float], list[float], list[float]]:
+    """The calibration networks: measured whole, and their sums of op compute times from the fresh entries."""
+    from edgenas.predict import op_compute_ms
+
+    networks, compute_sums, measured_all, energy_ratios = [], [], [], []
+    for arch in calib:
+        ops = decompose(space, arch, in_channels, num_classes)
+        compute = float(op_compute_ms([entries[str(k)].latency_ms for k in ops], overhead_ms).sum())
+        measured_ms = latency_statistic(results[f"net:{arch}"]["rounds_ms"])
+        item = {"arch": str(arch), "measured_ms": measured_ms, "uncalibrated_ms": compute + overhead_ms}
+        compute_sums.append(compute)
+        measured_all.append(measured_ms)
+        if has_energy:
+            raw_mj = float(op_compute_ms([entries[str(k)].energy_mj for k in ops], overhead_mj).sum()) + overhead_mj
+            measured_mj = float(np.median(results[f"net:{arch}"]["energy_mj"]))
+            item.update(measured_mj=measured_mj, uncalibrated_mj=raw_mj)
+            energy_ratios.append(measured_mj / raw_mj if raw_mj > 0 else 1.0)
+        networks.append(item)
+    return networks, compute_sums, measured_all, energy_ratios
+
+
 def _profile(device, space, precision, in_channels, num_classes, out, settings, workdir, quiet,
              active_before, started) -> LatencyTable:
     keys = space_ops(space, in_channels, num_classes)
@@ -490,22 +512,10 @@ def _profile(device, space, precision, in_channels, num_classes, out, settings, 
     overhead_ms = latency_statistic(results["overhead"]["rounds_ms"])
     overhead_mj = float(np.median(results["overhead"]["energy_mj"])) if has_energy else None
 
-    from edgenas.predict import fit_calibration, op_compute_ms
+    networks, compute_sums, measured_all, energy_ratios = _anchor_networks(
+        space, calib, in_channels, num_classes, entries, results, overhead_ms, overhead_mj, has_energy)
+    from edgenas.predict import fit_calibration
 
-    networks, compute_sums, measured_all, energy_ratios = [], [], [], []
-    for arch in calib:
-        ops = decompose(space, arch, in_channels, num_classes)
-        compute = float(op_compute_ms([entries[str(k)].latency_ms for k in ops], overhead_ms).sum())
-        measured_ms = latency_statistic(results[f"net:{arch}"]["rounds_ms"])
-        item = {"arch": str(arch), "measured_ms": measured_ms, "uncalibrated_ms": compute + overhead_ms}
-        compute_sums.append(compute)
-        measured_all.append(measured_ms)
-        if has_energy:
-            raw_mj = float(op_compute_ms([entries[str(k)].energy_mj for k in ops], overhead_mj).sum()) + overhead_mj
-            measured_mj = float(np.median(results[f"net:{arch}"]["energy_mj"]))
-            item.update(measured_mj=measured_mj, uncalibrated_mj=raw_mj)
-            energy_ratios.append(measured_mj / raw_mj if raw_mj > 0 else 1.0)
-        networks.append(item)
     scale, call_ms = fit_calibration(compute_sums, measured_all, overhead_ms)
     table = LatencyTable(
         device=device.to_dict(),

@@ -708,42 +708,23 @@ def _search_locked(config, resume, progress, log, run_dir, archive_path, setup: 
     space, hardware, evaluator = setup.space, setup.hardware, setup.evaluator
     majority = evaluator.majority_rate
     archive = Archive(archive_path)
-    resolved = {
-        "config": asdict(config), "space": {**space.to_dict(), "fingerprint": space.fingerprint}, **setup.resolved,
-        "objectives": [o.value for o in objectives], "reference_point": reference,
-        "edgenas": __version__,
-    }
-    if not resume:  # the run's identity in one transaction: a crash leaves all of it or none
-        archive.set_metas({"config": asdict(config), "elapsed_seconds": 0.0, "table": setup.table_meta})
-    atomic_write_text(run_dir / "config.json", json.dumps(resolved, indent=1) + "\n")
+    _start_run(config, resume, run_dir, archive, setup, objectives, reference)
     if report:
         log(f"report, refreshed while the search runs: {run_dir / 'report.html'}")
     evaluator.open(run_dir)
 
     started = time.monotonic()
     elapsed_before = float(archive.get_meta("elapsed_seconds", 0.0))
-    totals = archive.totals()
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=config.budget, initial=min(totals["trained"], config.budget), desc="search", unit=setup.unit,
-                   file=sys.stderr, dynamic_ncols=True, disable=None)
+    bar = _progress_bar(config.budget, archive, setup.unit) if progress else None
     notes: list[str] = []
     generation = idle = untrained = 0
     reported = -float("inf")  # when report.html was last refreshed
     told: set[str] = set()  # candidates told to the strategy in this session (a resume replays the others)
     try:
         while True:
-            if idle >= MAX_IDLE_GENERATIONS:
-                t = archive.totals()
-                notes.append(f"stopped: {idle} generations in a row proposed nothing new to evaluate; the space holds "
-                             f"{space.n_architectures():,} architectures and {t['evaluations']:,} were evaluated (the "
-                             "strategy has exhausted what it can reach)")
-                break
-            if untrained >= MAX_UNTRAINED_GENERATIONS:
-                notes.append(f"stopped: {untrained} generations in a row trained nothing (every candidate broke a hard "
-                             "limit or was evaluated before); loosen the limits or use a smaller space")
+            stalled = _stall_note(idle, untrained, space, archive)
+            if stalled:
+                notes.append(stalled)
                 break
             before = archive.totals()
             trained = before["trained"]
@@ -754,45 +735,13 @@ def _search_locked(config, resume, progress, log, run_dir, archive_path, setup: 
                 notes.append(f"stopped by the time budget of {config.time_budget_min:g} min")
                 break
             candidates = strategy.ask()
-            X = np.stack([space.encode(c.arch) for c in candidates])
-            cheap = hardware.evaluate(X)
-            G = hardware.violations(cheap)
-            evaluations: list[Evaluation | None] = [None] * len(candidates)
-            jobs = []
-            known = set()
-            for i, cand in enumerate(candidates):
-                text = str(cand.arch)
-                cached = archive.get(text)
-                hw = {o.value: float(cheap[o][i]) for o in hardware.available}
-                if cached is not None:
-                    known.add(text)
-                    evaluations[i] = cached
-                elif G.shape[1] and np.any(G[i] > 0):
-                    broken = [f"{name.replace('_', '-')} {limit:g}" for (name, limit), g in zip(constraints.items(), G[i]) if g > 0]
-                    evaluations[i] = archive.add(Evaluation(
-                        text, "infeasible", {**hw, "error": WORST_ERROR_PCT}, violations=tuple(float(g) for g in G[i]),
-                        reason=f"exceeds --{', --'.join(broken)}", strategy=strategy.name, parent=cand.parent))
-                else:
-                    jobs.append((i, text, hw, cand))
+            evaluations, jobs, known, G = _triage(candidates, archive, hardware, constraints, strategy.name)
             remaining = config.budget - trained
             if len(jobs) > remaining:
                 jobs = jobs[:remaining]  # the budget ends inside this batch: train what it allows, then stop
-            fresh = []
-            out_of_time = False
-            for (i, text, hw, cand), r in evaluator.run(jobs, archive):  # recorded as each finishes: a kill loses nothing
-                error = WORST_ERROR_PCT if r["accuracy"] is None else 100.0 * (1.0 - r["accuracy"])
-                evaluations[i] = archive.add(Evaluation(
-                    text, r["status"], {**hw, "error": error}, accuracy=r["accuracy"],
-                    violations=tuple(float(g) for g in G[i]), train_seconds=r["train_seconds"], epochs=r["epochs"],
-                    seed=r["seed"], weights=r["weights"], reason=r["reason"], strategy=strategy.name,
-                    parent=cand.parent, steps=r["steps"], at_chance=r["at_chance"]))
-                fresh.append(evaluations[i])
-                if bar is not None:
-                    bar.update(1)
-                if (config.time_budget_min is not None
-                        and elapsed_before + time.monotonic() - started >= 60 * config.time_budget_min):
-                    out_of_time = True  # checked between evaluations: the rest of the batch is not started
-                    break
+            deadline = (started - elapsed_before + 60 * config.time_budget_min
+                        if config.time_budget_min is not None else None)
+            fresh, out_of_time = _evaluate(evaluator, jobs, archive, evaluations, G, strategy.name, bar, deadline)
             if out_of_time:
                 notes.append(f"stopped by the time budget of {config.time_budget_min:g} min")
                 break
@@ -817,26 +766,120 @@ def _search_locked(config, resume, progress, log, run_dir, archive_path, setup: 
             if report and time.monotonic() - reported >= REPORT_INTERVAL_S:
                 _refresh_report(run_dir, log)
                 reported = time.monotonic()
-            if bar is not None:
-                history = archive.hypervolume_history()
-                best = min((e.objectives["error"] for e in pareto_front(archive.all(), objectives)), default=float("nan"))
-                bar.set_postfix_str(f"best error {best:.2f}%, front {history[-1]['front_size']}, "
-                                    f"HV {history[-1]['hypervolume']:.4g}")
+            _show_progress(bar, archive, objectives)
     finally:
         evaluator.close()
         if bar is not None:
             bar.close()
         archive.set_meta("elapsed_seconds", elapsed_before + time.monotonic() - started)
-        hv = _record_front(archive, objectives, reference)  # always, also for a run shorter than one generation
-        front = write_outputs(run_dir, archive, objectives, plot=True)
-        if report:
-            _refresh_report(run_dir, log)
-        totals = archive.totals()
-        seconds = float(archive.get_meta("elapsed_seconds", 0.0))
-        evaluations_all = archive.all()
-        archive.close()
-    notes += _summary_notes(evaluations_all, front, majority)
-    return SearchResult(run_dir, front, hv, totals["evaluations"], totals["trained"], seconds, notes)
+        try:
+            result = _finish(run_dir, archive, objectives, reference, report, log)
+            result.notes = notes + _summary_notes(archive.all(), result.front, majority)
+        finally:
+            archive.close()
+    return result
+
+
+def _finish(run_dir: Path, archive: Archive, objectives, reference, report: bool, log) -> SearchResult:
+    """The final front, its hypervolume (always recorded, also for a run shorter than one generation), the output
+    files and the report."""
+    hv = _record_front(archive, objectives, reference)
+    front = write_outputs(run_dir, archive, objectives, plot=True)
+    if report:
+        _refresh_report(run_dir, log)
+    totals = archive.totals()
+    return SearchResult(run_dir, front, hv, totals["evaluations"], totals["trained"],
+                        float(archive.get_meta("elapsed_seconds", 0.0)))
+
+
+def _start_run(config: SearchConfig, resume: bool, run_dir: Path, archive: Archive, setup: _Setup, objectives,
+               reference) -> None:
+    """The run's identity in the archive (a new run) and its resolved settings in config.json."""
+    space = setup.space
+    resolved = {
+        "config": asdict(config), "space": {**space.to_dict(), "fingerprint": space.fingerprint}, **setup.resolved,
+        "objectives": [o.value for o in objectives], "reference_point": reference,
+        "edgenas": __version__,
+    }
+    if not resume:  # the run's identity in one transaction: a crash leaves all of it or none
+        archive.set_metas({"config": asdict(config), "elapsed_seconds": 0.0, "table": setup.table_meta})
+    atomic_write_text(run_dir / "config.json", json.dumps(resolved, indent=1) + "\n")
+
+
+def _evaluate(evaluator: Evaluator, jobs, archive: Archive, evaluations: list, G: np.ndarray, strategy_name: str,
+              bar, deadline: float | None) -> tuple[list[Evaluation], bool]:
+    """Run the jobs, recording each evaluation as it finishes (a kill loses nothing done); fills ``evaluations``.
+    The time budget (``deadline`` on the monotonic clock) is checked between evaluations: the rest of the batch is
+    then not started.  Returns (the new evaluations, whether the deadline passed)."""
+    fresh = []
+    for (i, text, hw, cand), r in evaluator.run(jobs, archive):
+        error = WORST_ERROR_PCT if r["accuracy"] is None else 100.0 * (1.0 - r["accuracy"])
+        evaluations[i] = archive.add(Evaluation(
+            text, r["status"], {**hw, "error": error}, accuracy=r["accuracy"],
+            violations=tuple(float(g) for g in G[i]), train_seconds=r["train_seconds"], epochs=r["epochs"],
+            seed=r["seed"], weights=r["weights"], reason=r["reason"], strategy=strategy_name,
+            parent=cand.parent, steps=r["steps"], at_chance=r["at_chance"]))
+        fresh.append(evaluations[i])
+        if bar is not None:
+            bar.update(1)
+        if deadline is not None and time.monotonic() >= deadline:
+            return fresh, True
+    return fresh, False
+
+
+def _triage(candidates, archive: Archive, hardware, constraints: Constraints, strategy_name: str):
+    """A batch sorted before any evaluation: finished work is served from the archive, a candidate that breaks a
+    hard limit is recorded as infeasible (no training spent), the rest become jobs ``(i, text, hardware values,
+    candidate)``.  Returns (evaluations with None for the jobs, jobs, the texts found in the archive, violations)."""
+    X = np.stack([hardware.space.encode(c.arch) for c in candidates])
+    cheap = hardware.evaluate(X)
+    G = hardware.violations(cheap)
+    evaluations: list[Evaluation | None] = [None] * len(candidates)
+    jobs, known = [], set()
+    for i, cand in enumerate(candidates):
+        text = str(cand.arch)
+        cached = archive.get(text)
+        hw = {o.value: float(cheap[o][i]) for o in hardware.available}
+        if cached is not None:
+            known.add(text)
+            evaluations[i] = cached
+        elif G.shape[1] and np.any(G[i] > 0):
+            broken = [f"{name.replace('_', '-')} {limit:g}" for (name, limit), g in zip(constraints.items(), G[i])
+                      if g > 0]
+            evaluations[i] = archive.add(Evaluation(
+                text, "infeasible", {**hw, "error": WORST_ERROR_PCT}, violations=tuple(float(g) for g in G[i]),
+                reason=f"exceeds --{', --'.join(broken)}", strategy=strategy_name, parent=cand.parent))
+        else:
+            jobs.append((i, text, hw, cand))
+    return evaluations, jobs, known, G
+
+
+def _stall_note(idle: int, untrained: int, space, archive: Archive) -> str | None:
+    """Why a search that cannot make progress stops (None while it can)."""
+    if idle >= MAX_IDLE_GENERATIONS:
+        t = archive.totals()
+        return (f"stopped: {idle} generations in a row proposed nothing new to evaluate; the space holds "
+                f"{space.n_architectures():,} architectures and {t['evaluations']:,} were evaluated (the "
+                "strategy has exhausted what it can reach)")
+    if untrained >= MAX_UNTRAINED_GENERATIONS:
+        return (f"stopped: {untrained} generations in a row trained nothing (every candidate broke a hard "
+                "limit or was evaluated before); loosen the limits or use a smaller space")
+    return None
+
+
+def _progress_bar(budget: int, archive: Archive, unit: str):
+    from tqdm import tqdm
+
+    return tqdm(total=budget, initial=min(archive.totals()["trained"], budget), desc="search", unit=unit,
+                file=sys.stderr, dynamic_ncols=True, disable=None)
+
+
+def _show_progress(bar, archive: Archive, objectives) -> None:
+    if bar is None:
+        return
+    history = archive.hypervolume_history()
+    best = min((e.objectives["error"] for e in pareto_front(archive.all(), objectives)), default=float("nan"))
+    bar.set_postfix_str(f"best error {best:.2f}%, front {history[-1]['front_size']}, HV {history[-1]['hypervolume']:.4g}")
 
 
 def _refresh_report(run_dir: Path, log) -> None:

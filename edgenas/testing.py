@@ -29,8 +29,9 @@ def contract_space() -> SearchSpace:
     )
 
 
-def contract_problem(constraints: Constraints = Constraints(), batch_size: int = 6) -> SearchProblem:
+def contract_problem(constraints: Constraints | None = None, batch_size: int = 6) -> SearchProblem:
     space = contract_space()
+    constraints = constraints or Constraints()
     hardware = HardwareModel(space, 1, 10, "int8", None, constraints)
     return SearchProblem(space, (Objective.ERROR, Objective.SIZE, Objective.MEMORY), hardware, batch_size)
 
@@ -67,12 +68,20 @@ class StrategyContract:
         return asked
 
     def test_asks_valid_members_of_the_space(self):
+        from edgenas.genome import Architecture
+
         problem = contract_problem()
         strategy = self.make(problem)
+        space = problem.space
         for batch in self.run(strategy, problem, 4):
             assert 1 <= len(batch) <= 2 * problem.batch_size
-            for text in batch:
-                assert problem.space.contains(problem.space.parse(text))
+            for text in batch:  # checked against the space's declaration directly, not through its own validation
+                arch = Architecture.parse(text)
+                assert arch.resolution in space.resolutions and arch.width in space.widths
+                assert len(arch.stages) == len(space.stages)
+                for blocks, stage in zip(arch.stages, space.stages):
+                    assert len(blocks) in stage.depths
+                    assert all(b.kernel in stage.kernels and b.expansion in stage.expansions for b in blocks)
 
     def test_is_deterministic_under_a_seed(self):
         problem = contract_problem()
@@ -83,8 +92,21 @@ class StrategyContract:
 
     def test_survives_failed_candidates(self):
         problem = contract_problem()
-        batches = self.run(self.make(problem), problem, 4, fail_every=2)
-        assert len(batches) == 4
+        strategy = self.make(problem)
+        failed: set[str] = set()
+        asked: set[str] = set()
+        for generation in range(5):
+            candidates = strategy.ask()
+            texts = [str(c.arch) for c in candidates]
+            assert not failed & set(texts)  # a failed network is not asked again ...
+            assert all(c.parent not in failed for c in candidates)  # ... nor used as a parent
+            if generation:
+                assert set(texts) - asked  # and the search still proposes something new
+            evaluations = synthetic_evaluations(problem, candidates, fail_every=2)
+            failed |= {e.arch for e in evaluations if e.status == "failed"}
+            asked |= set(texts)
+            strategy.tell(candidates, evaluations)
+        assert failed
 
     def test_explores_beyond_the_first_batch(self):
         problem = contract_problem()

@@ -30,6 +30,41 @@ def _within(ratio: np.ndarray, tolerance: float = 0.10) -> float:
     return float(np.mean(np.abs(ratio - 1) <= tolerance))
 
 
+def _distinct_archs(space, samples: int, seed: int, table_name: str) -> list:
+    """Up to ``samples`` distinct random architectures (bounded: a small space may hold fewer than asked for)."""
+    rng = np.random.default_rng(seed)
+    archs = []
+    for _ in range(50 * samples):
+        if len(archs) == samples:
+            break
+        arch = space.sample(rng)
+        if arch not in archs:
+            archs.append(arch)
+    if len(archs) < 2:
+        from edgenas.errors import TableError
+
+        raise TableError(f"the space of table {table_name} yields fewer than 2 distinct architectures to validate on")
+    return archs
+
+
+def _measure_twice(device, space, specs, table, base: MeasurementSettings, quiet: bool) -> list[dict]:
+    """Two independent measurement passes over the same model files (the second in a new session)."""
+    task = table.task
+    passes = []
+    with tempfile.TemporaryDirectory(prefix="edgenas-validate-") as tmp:
+        models = Path(tmp) / "pass0" / "models"
+        for p in range(2):
+            workdir = Path(tmp) / f"pass{p}"
+            if p == 1:
+                (workdir / "models").parent.mkdir(parents=True, exist_ok=True)
+                (workdir / "models").symlink_to(models, target_is_directory=True)
+            passes.append(
+                measure(device, space, specs, table.precision, task["in_channels"], task["num_classes"],
+                        replace(base, seed=base.seed + 100 * (p + 1)), workdir, quiet=quiet)
+            )
+    return passes
+
+
 def validate_table(
     table: LatencyTable,
     samples: int = 30,
@@ -43,19 +78,8 @@ def validate_table(
     device = device or device_from_dict(table.device, f"table {table.name}: device")
     task = table.task
     predictor = Predictor(table, space, task["in_channels"], task["num_classes"])
-    rng = np.random.default_rng(seed)
-    archs = []
-    for _ in range(50 * samples):  # bounded: a small space may hold fewer architectures than asked for
-        if len(archs) == samples:
-            break
-        arch = space.sample(rng)
-        if arch not in archs:
-            archs.append(arch)
+    archs = _distinct_archs(space, samples, seed, table.name)
     samples = len(archs)
-    if samples < 2:
-        from edgenas.errors import TableError
-
-        raise TableError(f"the space of table {table.name} yields fewer than 2 distinct architectures to validate on")
     from edgenas.opmodels import MODEL_SUFFIX
 
     suffix = MODEL_SUFFIX[device.runtime]
@@ -67,18 +91,8 @@ def validate_table(
         rounds=int(table.measurement.get("rounds", 5)),
         runs_per_round=table.measurement.get("runs_per_round"),
     )
-    passes = []
-    with tempfile.TemporaryDirectory(prefix="edgenas-validate-") as tmp:
-        models = Path(tmp) / "pass0" / "models"
-        for p in range(2):
-            workdir = Path(tmp) / f"pass{p}"
-            if p == 1:  # the same model files, measured again in a new session
-                (workdir / "models").parent.mkdir(parents=True, exist_ok=True)
-                (workdir / "models").symlink_to(models, target_is_directory=True)
-            passes.append(
-                measure(device, space, specs, table.precision, task["in_channels"], task["num_classes"],
-                        replace(base, seed=base.seed + 100 * (p + 1)), workdir, quiet=quiet)
-            )
+    passes = _measure_twice(device, space, specs, table, base, quiet)
+
     def both(mid: str) -> float:
         return latency_statistic(passes[0]["results"][mid]["rounds_ms"] + passes[1]["results"][mid]["rounds_ms"])
 

@@ -88,7 +88,7 @@ def test_the_runner_needs_only_numpy_and_a_runtime(exported):
             imported |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom):
             imported.add(node.module.split(".")[0])
-    stdlib = {"__future__", "argparse", "json", "os", "sys", "time"}
+    stdlib = {"__future__", "argparse", "json", "math", "os", "sys", "time"}
     assert imported - stdlib == {"numpy", "onnxruntime", "ai_edge_litert", "tflite_runtime", "PIL"}
     assert "__import__(runtime)" in source  # runtimes are imported only when present
 
@@ -118,6 +118,19 @@ def test_the_runner_classifies_and_times(exported, tmp_path):
     timing = json.loads(subprocess.run(run + ["--time", "--runs", "20", "--json"], capture_output=True, text=True,
                                        check=True).stdout)
     assert timing["model"] == "model.int8.onnx" and timing["median_ms"] > 0
+
+
+def test_the_runner_check_fails_on_wrong_labels(exported, tmp_path):
+    from edgenas.bundle_runner import required_correct
+
+    assert [required_correct(20, p) for p in (0.99, 0.9, 0.6, None)] == [18, 13, 5, 1]
+    bundle = tmp_path / "bundle"
+    shutil.copytree(exported[0] / f"member-{exported[1][0].id}", bundle)
+    samples = dict(np.load(bundle / "samples.npz"))
+    np.savez(bundle / "samples.npz", images=samples["images"], labels=(samples["labels"] + 1) % 10)  # all wrong
+    out = subprocess.run([sys.executable, str(bundle / "run.py"), "--check", "--json"], capture_output=True, text=True)
+    check = json.loads(out.stdout)
+    assert out.returncode == 1 and not check["ok"] and check["correct"] < check["needed"]
 
 
 def test_a_failing_member_spares_the_others(trained_run, tmp_path, capsys):

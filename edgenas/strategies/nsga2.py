@@ -20,9 +20,9 @@ from pymoo.core.mutation import Mutation
 from pymoo.core.problem import Problem
 from pymoo.core.repair import Repair
 from pymoo.core.sampling import Sampling
+from pymoo.core.termination import NoTermination
 from pymoo.operators.crossover.ux import UniformCrossover
 from pymoo.problems.static import StaticProblem
-from pymoo.core.termination import NoTermination
 
 from edgenas.archive import Evaluation
 from edgenas.space_protocol import Space as SearchSpace

@@ -85,7 +85,7 @@ class Controller:
         import torch
 
         with torch.no_grad():
-            return [torch.softmax(l, 0).double().numpy() for l in self.logits]
+            return [torch.softmax(logits, 0).double().numpy() for logits in self.logits]
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
         return np.array([rng.choice(len(p), p=p / p.sum()) for p in self.probabilities()], dtype=np.int64)
