@@ -10,7 +10,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from edgenas import __version__
-from edgenas.defaults import MIN_STEPS_DEFAULT
 from edgenas.errors import ArchitectureError, EdgenasError
 
 DESCRIPTION = "Hardware-aware multi-objective neural architecture search for edge devices."
@@ -175,25 +174,34 @@ def _add_profile_command(sub) -> None:
     profile.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _add_rl_args(search: argparse.ArgumentParser) -> None:
-    """The RL controller's reward and targets."""
-    search.add_argument("--reward", choices=["penalty", "mnasnet"], default="penalty",
-                        help="rl reward: penalty = accuracy - lambda * sum of relative overshoots of the targets; "
-                             "mnasnet = accuracy * (latency / T) ** w, w = --mnasnet-alpha within T, --mnasnet-beta "
-                             "beyond (default: penalty)")
-    for name, unit in (("latency", "ms"), ("energy", "mj"), ("memory", "kb"), ("size", "kb")):
-        search.add_argument(f"--target-{name}-{unit}", type=float,
-                            help=f"rl target for {name} (default: spread over the space's range to cover the front)")
-    search.add_argument("--penalty-weight", type=float, default=0.5, help="rl: lambda of the penalty reward (default: 0.5)")
-    search.add_argument("--mnasnet-alpha", type=float, default=-0.07,
-                        help="rl, mnasnet reward: exponent w when latency <= T (default: -0.07)")
-    search.add_argument("--mnasnet-beta", type=float, default=-0.07,
-                        help="rl, mnasnet reward: exponent w when latency > T (default: -0.07)")
-    search.add_argument("--entropy-weight", type=float, default=0.01,
-                        help="rl: weight of the controller's entropy bonus (default: 0.01)")
+_TYPES = {"int": int, "float": float, "str": str}
+
+
+def add_setting_flags(parser: argparse.ArgumentParser, config_class) -> None:
+    """One flag per field of ``config_class`` (a dataclass declared with :func:`edgenas.search.setting`): the flag,
+    type, default, choices and help come from the field's declaration, so they cannot drift from it."""
+    from dataclasses import MISSING, fields
+
+    for f in fields(config_class):
+        meta = f.metadata
+        if "help" not in meta:
+            continue
+        flag = meta.get("flag") or "--" + f.name.replace("_", "-")
+        text = meta["help"]() if callable(meta["help"]) else meta["help"]
+        default = None if f.default is MISSING else f.default
+        if default is not None and "(default" not in text:
+            text += f" (default: {default})"
+        if meta.get("kind") is bool:
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default, help=text)
+            continue
+        kind = _TYPES[str(f.type).split("|")[0].strip()]
+        parser.add_argument(flag, dest=f.name, type=kind, default=default, help=text,
+                            choices=list(meta["choices"]) if meta.get("choices") else None, metavar=meta.get("metavar"))
 
 
 def _add_search_command(sub) -> None:
+    from edgenas.search import SearchConfig
+
     search = sub.add_parser(
         "search",
         help="search the Pareto front of accurate, fast, small networks for a device",
@@ -204,62 +212,10 @@ def _add_search_command(sub) -> None:
             "Images are centre-cropped to a square and resized to --resolution (default: their size, at most the "
             "space's largest resolution). Every network trained from scratch takes at least --min-steps optimizer "
             "steps (more epochs and smaller batches on small data). "
-            "Results go to a run folder: archive.sqlite, front.csv/json, hypervolume.csv, pareto.png."
+            "Results go to a run folder: archive.sqlite, front.csv/json, hypervolume.csv, pareto.png, report.html."
         ),
     )
-    search.add_argument("--data", default="digits", help="digits (default), npz:FILE, imagefolder:DIR or cifar10:DIR")
-    search.add_argument("--problem", metavar="nb201:DATASET:DEVICE",
-                        help="a tabular benchmark instead of training: NAS-Bench-201 cells, each evaluation a lookup "
-                             "of error and latency (objectives error,latency; see: edgenas problems list)")
-    search.add_argument("--problem-data", metavar="FILE",
-                        help="another benchmark file of the same layout (default: the shipped nb201_hw.json.gz)")
-    search.add_argument("--space", default="small", help="preset or .yaml/.toml file (default: small)")
-    search.add_argument("--resolution", type=int,
-                        help="input resolution (default: the data's image size, at most the space's largest)")
-    search.add_argument("--device", default="local-ort", help="device name or .yaml file (default: local-ort)")
-    search.add_argument("--precision", choices=["int8", "fp32"], default="int8", help="deployed precision (default: int8)")
-    search.add_argument("--table", help="latency table to use (default: a shipped or local match, else profile)")
-    search.add_argument("--objectives", default="error,latency,memory,size",
-                        help="comma-separated subset of error,latency,energy,memory,size (default: error,latency,memory,size)")
-    search.add_argument("--max-latency-ms", type=float, help="hard limit on predicted latency")
-    search.add_argument("--max-energy-mj", type=float, help="hard limit on predicted energy per inference")
-    search.add_argument("--max-memory-kb", type=float, help="hard limit on peak inference memory")
-    search.add_argument("--max-size-kb", type=float, help="hard limit on model size")
-    from edgenas.strategies import list_strategies
-
-    search.add_argument("--strategy", default="lemonade", help="; ".join(
-        f"{s.name}: {s.description}" for s in list_strategies()) + " (default: lemonade)")
-    search.add_argument("--population", type=int,
-                        help="candidates per generation (default: 16; 8 with --problem)")
-    search.add_argument("--budget", type=int, default=64, help="trained networks (default: 64)")
-    search.add_argument("--time-budget", type=float, metavar="MIN", help="stop after this many minutes")
-    search.add_argument("--epochs", type=int, default=6,
-                        help="training epochs per candidate, at least (default: 6; raised by --min-steps on small data)")
-    search.add_argument("--finetune-epochs", type=int, default=2,
-                        help="epochs of a child that inherits its parent's weights (lemonade; default: 2; raised in "
-                             "proportion by --min-steps)")
-    search.add_argument("--min-steps", type=int, default=MIN_STEPS_DEFAULT,
-                        help=f"optimizer steps of every network trained from scratch, at least (default: "
-                             f"{MIN_STEPS_DEFAULT}; 0 turns the rule off)")
-    search.add_argument("--batch-size", type=int, default=64,
-                        help="training batch (default: 64; halved down to 16 while above 1/8 of the training images)")
-    search.add_argument("--augment", choices=["none", "light"], default="none",
-                        help="light: random crop of the 1/8-padded image (16 px and up), plus a horizontal flip for "
-                             "RGB data (never for greyscale: digits, text); none: off (default: none, measured better "
-                             "at the short training of a search; validation is never augmented)")
-    search.add_argument("--drift-check", action=argparse.BooleanOptionalAction, default=None,
-                        help="re-time the table's anchor networks before the search (seconds) and predict with the "
-                             "refitted calibration; warns beyond +-10%% drift (default: on for local devices, off for "
-                             "remote ones)")
-    search.add_argument("--val-fraction", type=float, default=0.2,
-                        help="share of the images held out for validation, stratified (default: 0.2)")
-    _add_rl_args(search)
-    search.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd")
-    search.add_argument("--lr", type=float, default=0.05, help="learning rate (default: 0.05)")
-    search.add_argument("--label-smoothing", type=float, default=0.0)
-    search.add_argument("--workers", type=int, default=2, help="training processes (default: 2)")
-    search.add_argument("--seed", type=int, default=0)
-    search.add_argument("--run-dir", help="run folder (default: runs/<time>-<data>-<strategy>-s<seed>)")
+    add_setting_flags(search, SearchConfig)
     search.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     search.add_argument("--quiet", action="store_true", help="no progress bar")
     search.add_argument("--no-report", dest="report", action="store_false",
@@ -596,19 +552,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise EdgenasError("--resume needs --run-dir: the run folder to continue")
     if args.problem_data and not args.problem:
         raise EdgenasError("--problem-data needs --problem nb201:DATASET:DEVICE")
-    config = SearchConfig(
-        data=args.data, problem=args.problem, problem_data=args.problem_data, space=args.space, resolution=args.resolution, device=args.device, precision=args.precision,
-        table=args.table, objectives=args.objectives, max_latency_ms=args.max_latency_ms,
-        max_energy_mj=args.max_energy_mj, max_memory_kb=args.max_memory_kb, max_size_kb=args.max_size_kb,
-        strategy=args.strategy, population=args.population, budget=args.budget, time_budget_min=args.time_budget,
-        epochs=args.epochs, finetune_epochs=args.finetune_epochs, min_steps=args.min_steps, batch_size=args.batch_size,
-        augment=args.augment, val_fraction=args.val_fraction, drift_check=args.drift_check, reward=args.reward,
-        target_latency_ms=args.target_latency_ms, target_energy_mj=args.target_energy_mj,
-        target_memory_kb=args.target_memory_kb, target_size_kb=args.target_size_kb,
-        penalty_weight=args.penalty_weight, mnasnet_alpha=args.mnasnet_alpha, mnasnet_beta=args.mnasnet_beta,
-        entropy_weight=args.entropy_weight, optimizer=args.optimizer, lr=args.lr, label_smoothing=args.label_smoothing,
-        workers=args.workers, seed=args.seed, run_dir=args.run_dir,
-    )
+    from dataclasses import fields
+
+    config = SearchConfig(**{f.name: getattr(args, f.name) for f in fields(SearchConfig) if "help" in f.metadata})
     result = run_search(config, resume=args.resume, progress=not args.quiet, log=_progress_log, report=args.report)
     from edgenas.objectives import parse_objectives
 

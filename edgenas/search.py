@@ -56,61 +56,93 @@ DEFAULT_OBJECTIVES = "error,latency,memory,size"
 TRAINED_POPULATION, TABULAR_POPULATION = 16, 8
 
 
+def setting(default, help: str, *, flag: str | None = None, identity: bool = True, choices: tuple | None = None,
+            metavar: str | None = None, kind: type | None = None):
+    """One search setting, declared once: its default, its ``edgenas search`` flag (``--name-with-dashes`` unless
+    ``flag``), its help, its choices, and whether it is part of the run's identity (what must match to resume)."""
+    return field(default=default, metadata={"help": help, "flag": flag, "identity": identity, "choices": choices,
+                                            "metavar": metavar, "kind": kind})
+
+
+def _strategy_help() -> str:
+    from edgenas.strategies import list_strategies
+
+    return "; ".join(f"{s.name}: {s.description}" for s in list_strategies())
+
+
 @dataclass(frozen=True)
 class SearchConfig:
-    """Everything that defines a run (saved as ``config.json`` in the run folder)."""
+    """Everything that defines a run (saved as ``config.json`` in the run folder).
 
-    data: str = "digits"
-    problem: str | None = None  # a tabular benchmark, nb201:DATASET:DEVICE: evaluations are lookups, not training
-    problem_data: str | None = None  # another file of the benchmark's layout (default: the shipped one)
-    space: str = "small"
-    resolution: int | None = None  # default: the data's image size
-    device: str = "local-ort"
-    precision: str = "int8"
-    table: str | None = None  # explicit table path; default: find or profile one
-    objectives: str = DEFAULT_OBJECTIVES
-    max_latency_ms: float | None = None
-    max_energy_mj: float | None = None
-    max_memory_kb: float | None = None
-    max_size_kb: float | None = None
-    strategy: str = "lemonade"
-    population: int | None = None  # candidates per generation; default: 16, or 8 for a tabular problem
-    budget: int = 64
-    time_budget_min: float | None = None
-    epochs: int = 6  # a floor: raised where the data is small (min_steps)
-    finetune_epochs: int = 2  # children that inherit their parent's weights (lemonade)
-    min_steps: int = MIN_STEPS_DEFAULT  # optimizer steps of every from-scratch candidate, at least
-    batch_size: int = 64  # halved for tiny datasets (see edgenas.train.training_budget)
-    augment: str = "none"  # none or light (random crop from 16 px; horizontal flip for RGB data)
-    reward: str = "penalty"  # rl: penalty or mnasnet
-    target_latency_ms: float | None = None  # rl targets (default: spread over the cost range)
-    target_energy_mj: float | None = None
-    target_memory_kb: float | None = None
-    target_size_kb: float | None = None
-    penalty_weight: float = 0.5  # rl: lambda of the penalty reward
-    mnasnet_alpha: float = -0.07  # rl, mnasnet reward: exponent within the latency target
-    mnasnet_beta: float = -0.07  # ... and beyond it
-    entropy_weight: float = 0.01  # rl: entropy bonus of the controller
-    optimizer: str = "sgd"
-    lr: float = 0.05
-    label_smoothing: float = 0.0
-    val_fraction: float = 0.2
-    drift_check: bool | None = None  # re-time the table's anchors before use; None: on for local devices
-    workers: int = 2
-    seed: int = 0
-    run_dir: str | None = None
+    Each field is declared once, with :func:`setting`: the CLI flags of ``edgenas search``
+    (:func:`edgenas.cli._add_search_command`) and the resume identity (:meth:`identity`) are derived from it.
+    """
 
-    # What must match for a run to be resumed (budget, time budget and workers may change).
-    IDENTITY = (
-        "data", "problem", "problem_data", "space", "resolution", "device", "precision", "objectives", "max_latency_ms", "max_energy_mj",
-        "max_memory_kb", "max_size_kb", "strategy", "population", "epochs", "finetune_epochs", "min_steps",
-        "batch_size", "augment", "reward",
-        "target_latency_ms", "target_energy_mj", "target_memory_kb", "target_size_kb", "penalty_weight",
-        "mnasnet_alpha", "mnasnet_beta", "entropy_weight", "optimizer", "lr", "label_smoothing", "val_fraction", "seed",
-    )
+    data: str = setting("digits", "digits (the bundled default), npz:FILE, imagefolder:DIR or cifar10:DIR")
+    problem: str | None = setting(
+        None, "a tabular benchmark instead of training: NAS-Bench-201 cells, each evaluation a lookup of error and "
+              "latency (objectives error,latency; see: edgenas problems list)", metavar="nb201:DATASET:DEVICE")
+    problem_data: str | None = setting(
+        None, "another benchmark file of the same layout (default: the shipped nb201_hw.json.gz)", metavar="FILE")
+    space: str = setting("small", "preset or .yaml/.toml file")
+    resolution: int | None = setting(None, "input resolution (default: the data's image size, at most the space's "
+                                           "largest)")
+    device: str = setting("local-ort", "device name or .yaml file")
+    precision: str = setting("int8", "deployed precision", choices=("int8", "fp32"))
+    table: str | None = setting(None, "latency table to use (default: a shipped or local match, else profile); its "
+                                      "measurements are checked on resume by their hash", identity=False)
+    objectives: str = setting(DEFAULT_OBJECTIVES, "comma-separated subset of error,latency,energy,memory,size "
+                                                  "(error,latency with --problem)")
+    max_latency_ms: float | None = setting(None, "hard limit on predicted latency")
+    max_energy_mj: float | None = setting(None, "hard limit on predicted energy per inference")
+    max_memory_kb: float | None = setting(None, "hard limit on peak inference memory")
+    max_size_kb: float | None = setting(None, "hard limit on model size")
+    strategy: str = setting("lemonade", _strategy_help)
+    population: int | None = setting(None, "candidates per generation (default: 16; 8 with --problem)")
+    budget: int = setting(64, "networks trained (or cells looked up)", identity=False)
+    time_budget_min: float | None = setting(None, "stop after this many minutes", flag="--time-budget",
+                                            metavar="MIN", identity=False)
+    epochs: int = setting(6, "training epochs per candidate, at least (raised by --min-steps on small data)")
+    finetune_epochs: int = setting(2, "epochs of a child that inherits its parent's weights (lemonade; raised in "
+                                      "proportion by --min-steps)")
+    min_steps: int = setting(MIN_STEPS_DEFAULT, "optimizer steps of every network trained from scratch, at least (0 "
+                                                "turns the rule off)")
+    batch_size: int = setting(64, "training batch (halved down to 16 while above 1/8 of the training images)")
+    augment: str = setting("none", "light: random crop of the 1/8-padded image (16 px and up), plus a horizontal "
+                                   "flip for RGB data (never for greyscale: digits, text); none: off (measured better "
+                                   "at the short training of a search; validation is never augmented)",
+                           choices=("none", "light"))
+    reward: str = setting("penalty", "rl reward: penalty = accuracy - lambda * sum of relative overshoots of the "
+                                     "targets; mnasnet = accuracy * (latency / T) ** w, w = --mnasnet-alpha within T, "
+                                     "--mnasnet-beta beyond", choices=("penalty", "mnasnet"))
+    target_latency_ms: float | None = setting(None, "rl target for latency (default: spread over the space's range to "
+                                                    "cover the front)")
+    target_energy_mj: float | None = setting(None, "rl target for energy (default: spread over the range)")
+    target_memory_kb: float | None = setting(None, "rl target for memory (default: spread over the range)")
+    target_size_kb: float | None = setting(None, "rl target for size (default: spread over the range)")
+    penalty_weight: float = setting(0.5, "rl: lambda of the penalty reward")
+    mnasnet_alpha: float = setting(-0.07, "rl, mnasnet reward: exponent w when latency <= T")
+    mnasnet_beta: float = setting(-0.07, "rl, mnasnet reward: exponent w when latency > T")
+    entropy_weight: float = setting(0.01, "rl: weight of the controller's entropy bonus")
+    optimizer: str = setting("sgd", "training optimizer", choices=("sgd", "adamw"))
+    lr: float = setting(0.05, "learning rate")
+    label_smoothing: float = setting(0.0, "label smoothing of the training loss")
+    val_fraction: float = setting(0.2, "share of the images held out for validation, stratified")
+    drift_check: bool | None = setting(
+        None, "re-time the table's anchor networks before the search (seconds) and predict with the refitted "
+              "calibration; warns beyond +-10%% drift (default: on for local devices, off for remote ones)",
+        identity=False, kind=bool)
+    workers: int = setting(2, "training processes", identity=False)
+    seed: int = setting(0, "seed of the strategy, the split and every training")
+    run_dir: str | None = setting(None, "run folder (default: runs/<time>-<data>-<strategy>-s<seed>)", identity=False)
 
     #: Settings added later whose default would change how an older run trains: such a run keeps the old behaviour.
     LEGACY = {"min_steps": 0}
+
+    @classmethod
+    def identity(cls) -> tuple[str, ...]:
+        """What must match for a run to be resumed (from the fields' declarations)."""
+        return tuple(f.name for f in fields(cls) if f.metadata.get("identity", True))
 
     @classmethod
     def from_saved(cls, saved: dict) -> SearchConfig:
@@ -403,7 +435,7 @@ def _run_dir(config: SearchConfig, resume: bool) -> Path:
         if not isinstance(saved_dict, dict):
             raise SearchError(f"{run_dir}: its archive holds no run settings; it cannot be resumed (start a new run)")
         saved = SearchConfig.from_saved(saved_dict)
-        different = [k for k in SearchConfig.IDENTITY if getattr(saved, k) != getattr(config, k)]
+        different = [k for k in SearchConfig.identity() if getattr(saved, k) != getattr(config, k)]
         if different:
             raise SearchError(
                 f"{run_dir} was started with other settings "

@@ -128,3 +128,25 @@ def test_tables_list_survives_a_malformed_local_table(capsys, tmp_path, monkeypa
         "entries": [1, 2], "overhead": {}, "calibration": {}}))
     code, out, err = run(capsys, "tables", "list")
     assert code == 0 and "bad.json: unreadable" in out and "local-ort_small-r8" in out  # the shipped ones still list
+
+
+def test_search_flags_come_from_the_config_declaration():
+    from dataclasses import fields
+
+    from edgenas.cli import build_parser
+    from edgenas.search import SearchConfig
+
+    parser = build_parser()
+    args = parser.parse_args(["search", "--time-budget", "3", "--no-drift-check", "--population", "5",
+                              "--target-energy-mj", "0.5", "--augment", "light", "--problem", "nb201:cifar10:pixel3"])
+    config = SearchConfig(**{f.name: getattr(args, f.name) for f in fields(SearchConfig) if "help" in f.metadata})
+    assert (config.time_budget_min, config.drift_check, config.population, config.target_energy_mj, config.augment,
+            config.problem) == (3.0, False, 5, 0.5, "light", "nb201:cifar10:pixel3")
+    defaults = parser.parse_args(["search"])
+    for f in fields(SearchConfig):  # every setting has a flag, and the flag's default is the field's
+        assert getattr(defaults, f.name) == f.default, f.name
+    with pytest.raises(SystemExit):
+        parser.parse_args(["search", "--precision", "int4"])
+    identity = SearchConfig.identity()
+    assert {"data", "problem", "space", "seed", "lr", "strategy", "population"} <= set(identity)
+    assert not {"budget", "time_budget_min", "workers", "run_dir", "drift_check"} & set(identity)
