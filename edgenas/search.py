@@ -162,6 +162,40 @@ class SearchConfig:
             config = replace(config, population=TABULAR_POPULATION if self.problem else TRAINED_POPULATION)
         return config
 
+    def validate(self) -> tuple[tuple[Objective, ...], Constraints, Precision]:
+        """Every setting checked before anything is written (a refused setting leaves no run folder behind)."""
+        from edgenas.strategies import get_strategy as _known_strategy
+
+        if min(self.budget, self.workers, self.epochs, self.finetune_epochs) < 1 or self.resolved().population < 2:
+            raise SearchError("--budget, --epochs, --finetune-epochs and --workers must be at least 1, --population at "
+                              "least 2")
+        if self.min_steps < 0 or self.batch_size < 2:
+            raise SearchError("--min-steps must be 0 or more and --batch-size at least 2")
+        if self.time_budget_min is not None and not self.time_budget_min > 0:
+            raise SearchError("--time-budget must be a positive number of minutes")
+        targets = (self.target_latency_ms, self.target_energy_mj, self.target_memory_kb, self.target_size_kb)
+        if any(t is not None and not t > 0 for t in targets):
+            raise SearchError("--target-* values must be positive")
+        if not (self.penalty_weight >= 0 and self.entropy_weight >= 0):
+            raise SearchError("--penalty-weight and --entropy-weight must be zero or positive")
+        if not 0 < self.val_fraction < 1:
+            raise SearchError("--val-fraction must be between 0 and 1")
+        if self.resolution is not None and not 1 <= self.resolution <= 1024:
+            raise SearchError(f"--resolution must be between 1 and 1024 pixels, got {self.resolution}")
+        if self.reward not in ("penalty", "mnasnet"):
+            raise SearchError(f"--reward must be penalty or mnasnet, got {self.reward!r}")
+        TrainConfig(epochs=self.epochs, batch_size=self.batch_size, optimizer=self.optimizer, lr=self.lr,
+                    label_smoothing=self.label_smoothing, augment=self.augment)  # raises on a bad recipe
+        _known_strategy(self.strategy)
+        try:
+            precision = Precision(self.precision)
+        except ValueError:
+            raise SearchError(f"--precision must be int8 or fp32, got {self.precision!r}") from None
+        objectives = parse_objectives(self.objectives)
+        if Objective.ERROR not in objectives:
+            raise SearchError("the objectives must include error (accuracy is what training measures)")
+        return objectives, self.constraints(), precision
+
     def worker_threads(self) -> tuple[int, int]:
         """(training processes, torch threads each) on this machine: the cores shared among the workers."""
         cores = os.cpu_count() or 1
@@ -274,9 +308,11 @@ def hypervolume(front: Sequence[Evaluation], objectives: Sequence[Objective], re
 
 
 # ----------------------------------------------------------------- outputs
-def write_outputs(run_dir: Path, archive: Archive, objectives: Sequence[Objective], plot: bool = True) -> list[Evaluation]:
-    """front.csv, front.json, hypervolume.csv and (optionally) pareto.png from the archive."""
-    evaluations = archive.all()
+def write_outputs(run_dir: Path, archive: Archive, objectives: Sequence[Objective], plot: bool = True,
+                  evaluations: Sequence[Evaluation] | None = None) -> list[Evaluation]:
+    """front.csv, front.json, hypervolume.csv and (optionally) pareto.png from the archive (``evaluations``: its
+    records, where the caller has just read them)."""
+    evaluations = archive.all() if evaluations is None else evaluations
     front = pareto_front(evaluations, objectives)
     columns = ["arch", "accuracy_pct", *[o.column for o in Objective], "train_seconds", "epochs", "weights"]
     rows = []
@@ -380,41 +416,6 @@ def _reference_point(hardware: HardwareModel, objectives: Sequence[Objective], s
     for o in objectives:
         ref.append(WORST_ERROR_PCT if o is Objective.ERROR else float(1.1 * values[o].max()))
     return ref
-
-
-def _validate(config: SearchConfig) -> tuple[tuple[Objective, ...], Constraints, Precision]:
-    """Every setting checked before anything is written (a refused setting leaves no run folder behind)."""
-    from edgenas.strategies import get_strategy as _known_strategy
-
-    if min(config.budget, config.workers, config.epochs, config.finetune_epochs) < 1 or config.population < 2:
-        raise SearchError("--budget, --epochs, --finetune-epochs and --workers must be at least 1, --population at "
-                          "least 2")
-    if config.min_steps < 0 or config.batch_size < 2:
-        raise SearchError("--min-steps must be 0 or more and --batch-size at least 2")
-    if config.time_budget_min is not None and not config.time_budget_min > 0:
-        raise SearchError("--time-budget must be a positive number of minutes")
-    targets = (config.target_latency_ms, config.target_energy_mj, config.target_memory_kb, config.target_size_kb)
-    if any(t is not None and not t > 0 for t in targets):
-        raise SearchError("--target-* values must be positive")
-    if not (config.penalty_weight >= 0 and config.entropy_weight >= 0):
-        raise SearchError("--penalty-weight and --entropy-weight must be zero or positive")
-    if not 0 < config.val_fraction < 1:
-        raise SearchError("--val-fraction must be between 0 and 1")
-    if config.resolution is not None and not 1 <= config.resolution <= 1024:
-        raise SearchError(f"--resolution must be between 1 and 1024 pixels, got {config.resolution}")
-    if config.reward not in ("penalty", "mnasnet"):
-        raise SearchError(f"--reward must be penalty or mnasnet, got {config.reward!r}")
-    TrainConfig(epochs=config.epochs, batch_size=config.batch_size, optimizer=config.optimizer, lr=config.lr,
-                label_smoothing=config.label_smoothing, augment=config.augment)  # raises on a bad recipe
-    _known_strategy(config.strategy)
-    try:
-        precision = Precision(config.precision)
-    except ValueError:
-        raise SearchError(f"--precision must be int8 or fp32, got {config.precision!r}") from None
-    objectives = parse_objectives(config.objectives)
-    if Objective.ERROR not in objectives:
-        raise SearchError("the objectives must include error (accuracy is what training measures)")
-    return objectives, config.constraints(), precision
 
 
 def _run_dir(config: SearchConfig, resume: bool) -> Path:
@@ -686,7 +687,7 @@ def run_search(
     """Run (or resume) a search; see the module docstring.  ``report`` refreshes ``report.html`` in the run folder
     after every generation (:mod:`edgenas.report`)."""
     config = config.resolved()
-    objectives, constraints, precision = _validate(config)
+    objectives, constraints, precision = config.validate()
     run_dir = _run_dir(config, resume)
     archive_path = run_dir / "archive.sqlite"
     resumed_archive = archive_path if resume else None
@@ -792,9 +793,10 @@ def _search_locked(config, resume, progress, log, run_dir, archive_path, setup: 
             if any(e is None for e in evaluations):
                 break  # budget reached mid-batch: the strategy is not told a partial batch
             strategy.tell(candidates, evaluations)
-            _record_front(archive, objectives, reference)
+            everything = archive.all()  # read once for the front, its hypervolume and the output files
+            _record_front(archive, objectives, reference, everything)
             archive.set_meta("elapsed_seconds", elapsed_before + time.monotonic() - started)
-            write_outputs(run_dir, archive, objectives, plot=False)
+            write_outputs(run_dir, archive, objectives, plot=False, evaluations=everything)
             if report and time.monotonic() - reported >= REPORT_INTERVAL_S:
                 _refresh_report(run_dir, log)
                 reported = time.monotonic()
@@ -924,9 +926,10 @@ def _refresh_report(run_dir: Path, log) -> None:
         log(f"report.html not refreshed: {exc}")
 
 
-def _record_front(archive: Archive, objectives: Sequence[Objective], reference: Sequence[float]) -> float:
+def _record_front(archive: Archive, objectives: Sequence[Objective], reference: Sequence[float],
+                  evaluations: Sequence[Evaluation] | None = None) -> float:
     """The hypervolume of the archive's front now, recorded in its history; returned."""
-    front = pareto_front(archive.all(), objectives)
+    front = pareto_front(archive.all() if evaluations is None else evaluations, objectives)
     hv = hypervolume(front, objectives, reference)
     archive.add_hypervolume(hv, len(front))
     return hv

@@ -49,7 +49,7 @@ __all__ = ["PredictorLocalSearch", "hypervolume_improvement_2d"]
 
 #: Non-dominated ranks whose neighbours form the pool.
 PARENT_RANKS = 2
-N_TREES = 20
+N_TREES = 12
 #: Random architectures whose costliest sets the reference of the hypervolume gain.
 COST_SAMPLES = 20_000
 
@@ -96,6 +96,7 @@ class PredictorLocalSearch(Strategy):
         self.cheap = tuple(o for o in problem.objectives if o is not Objective.ERROR) or problem.hardware.available
         self.seen: set[str] = set()
         self.evaluations: list[Evaluation] = []
+        self._encoded: dict[str, np.ndarray] = {}  # encodings of evaluated architectures, by string
         # The hypervolume gain is measured up to 1.1 x the costliest of many random architectures: a reference at
         # the far end of the space keeps the accurate, costly end of the front worth exploring.
         xl, xu = problem.space.bounds
@@ -119,6 +120,8 @@ class PredictorLocalSearch(Strategy):
 
     def _tell(self, candidates: list[Candidate], evaluations: list[Evaluation]) -> None:
         self.evaluations.extend(evaluations)
+        for cand, ev in zip(candidates, evaluations):
+            self._encoded[ev.arch] = self.problem.space.encode(cand.arch)
 
     # --------------------------------------------------------------- the pool
     def _ok(self) -> list[Evaluation]:
@@ -135,7 +138,7 @@ class PredictorLocalSearch(Strategy):
             F = np.array([[e.objectives[o.value] for o in self.problem.objectives] for e in ok])
             ranks = NonDominatedSorting().do(F, n_stop_if_ranked=len(F))
             for i in np.concatenate(ranks[:PARENT_RANKS]):
-                for arch in space.neighbors(space.parse(ok[int(i)].arch)):
+                for arch in space.neighbors(space.decode(self._encoded[ok[int(i)].arch])):
                     key = str(arch)
                     if key not in self.seen:
                         pool.setdefault(key, arch)
@@ -160,9 +163,9 @@ class PredictorLocalSearch(Strategy):
             order = self.rng.permutation(len(pool))[: self.batch]
             return [pool[int(i)] for i in order]
         space = self.problem.space
-        X_ok = np.stack([space.encode(space.parse(e.arch)) for e in ok])
+        X_ok = np.stack([self._encoded[e.arch] for e in ok])
         y = np.array([e.objectives[Objective.ERROR.value] for e in ok])
-        model = ExtraTreesRegressor(n_estimators=N_TREES, max_features=0.5, random_state=int(self.rng.integers(2**31)),
+        model = ExtraTreesRegressor(n_estimators=N_TREES, max_features=0.3, random_state=int(self.rng.integers(2**31)),
                                     n_jobs=1).fit(features(space, X_ok), y)
         X_pool = np.stack([space.encode(a) for a in pool])
         F_pool = features(space, X_pool)
