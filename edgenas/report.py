@@ -379,8 +379,16 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, bundles: st
         f"<h2>Every evaluation ({len(run.evaluations)})</h2><p class='muted'>Click a column to sort.</p>",
         f'<div class="scroll">{_table(columns, _evaluation_rows(run), sortable=True)}</div>',
     ]
-    path = Path(out) if out else run.path / "report.html"
-    atomic_write_text(path, _page(f"edgenas run {run.path.name}", "".join(body)))
+    return _write(Path(out) if out else run.path / "report.html", _page(f"edgenas run {run.path.name}", "".join(body)))
+
+
+def _write(path: Path, page: str) -> Path:
+    if path.is_dir():
+        raise SearchError(f"--out {path} is a folder; give a file name, e.g. {path / 'report.html'}")
+    try:
+        atomic_write_text(path, page)
+    except OSError as exc:
+        raise SearchError(f"cannot write the report to {path}: {exc.strerror or exc}; choose another --out") from None
     return path
 
 
@@ -426,6 +434,4 @@ def build_comparison(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
             _table(("run", "evaluations", "front", "hypervolume"), rows, sortable=True),
             "<h2>Pareto fronts</h2>", _legend([(n, c) for n, c, _, _ in series]), f'<div class="charts">{charts}</div>',
             "<h2>Hypervolume</h2>", _legend([(n, c) for n, c, _ in curves]), _history_charts(curves)]
-    path = Path(out)
-    atomic_write_text(path, _page("edgenas comparison", "".join(body)))
-    return path
+    return _write(Path(out), _page("edgenas comparison", "".join(body)))

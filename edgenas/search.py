@@ -917,12 +917,12 @@ def _show_progress(bar, archive: Archive, objectives) -> None:
 
 
 def _refresh_report(run_dir: Path, log) -> None:
-    """The run's report.html, rebuilt (a report that cannot be built is logged once; the search goes on)."""
+    """The run's report.html, rebuilt (a report that cannot be written is logged, and the search goes on)."""
     from edgenas.report import build_report
 
     try:
         build_report(run_dir)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, SearchError) as exc:
         log(f"report.html not refreshed: {exc}")
 
 

@@ -89,7 +89,9 @@ def test_report_cli(tmp_path, capsys):
     assert (tmp_path / "x.html").is_file() and "wrote" in capsys.readouterr().out
     for argv, message in [(["report", str(run), str(run)], "several runs need --compare"),
                           (["report", str(run), str(run), "--compare"], "--compare needs --out"),
-                          (["report", str(tmp_path / "nothing")], "is not a search run")]:
+                          (["report", str(tmp_path / "nothing")], "is not a search run"),
+                          (["report", str(run), "--out", str(tmp_path / "no" / "such" / "x.html")], "cannot write"),
+                          (["report", str(run), "--out", str(tmp_path)], "is a folder")]:
         assert main(argv) == 1
         err = capsys.readouterr().err
         assert err.startswith("edgenas: error:") and message in err and err.count("\n") == 1
