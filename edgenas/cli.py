@@ -182,11 +182,13 @@ def add_setting_flags(parser: argparse.ArgumentParser, config_class) -> None:
     type, default, choices and help come from the field's declaration, so they cannot drift from it."""
     from dataclasses import MISSING, fields
 
+    from edgenas.search import setting_flag
+
     for f in fields(config_class):
         meta = f.metadata
         if "help" not in meta:
             continue
-        flag = meta.get("flag") or "--" + f.name.replace("_", "-")
+        flag = setting_flag(f)
         text = meta["help"]() if callable(meta["help"]) else meta["help"]
         default = None if f.default is MISSING else f.default
         if default is not None and "(default" not in text:

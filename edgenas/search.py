@@ -64,6 +64,11 @@ def setting(default, help: str, *, flag: str | None = None, identity: bool = Tru
                                             "metavar": metavar, "kind": kind})
 
 
+def setting_flag(f) -> str:
+    """The ``edgenas search`` flag of a :func:`setting` field."""
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
 def _strategy_help() -> str:
     from edgenas.strategies import list_strategies
 
@@ -182,15 +187,14 @@ class SearchConfig:
             raise SearchError("--val-fraction must be between 0 and 1")
         if self.resolution is not None and not 1 <= self.resolution <= 1024:
             raise SearchError(f"--resolution must be between 1 and 1024 pixels, got {self.resolution}")
-        if self.reward not in ("penalty", "mnasnet"):
-            raise SearchError(f"--reward must be penalty or mnasnet, got {self.reward!r}")
+        for f in fields(self):  # every setting with declared choices, checked against them
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                raise SearchError(f"{setting_flag(f)} must be {' or '.join(choices)}, got {getattr(self, f.name)!r}")
         TrainConfig(epochs=self.epochs, batch_size=self.batch_size, optimizer=self.optimizer, lr=self.lr,
                     label_smoothing=self.label_smoothing, augment=self.augment)  # raises on a bad recipe
         _known_strategy(self.strategy)
-        try:
-            precision = Precision(self.precision)
-        except ValueError:
-            raise SearchError(f"--precision must be int8 or fp32, got {self.precision!r}") from None
+        precision = Precision(self.precision)  # one of its declared choices (checked above)
         objectives = parse_objectives(self.objectives)
         if Objective.ERROR not in objectives:
             raise SearchError("the objectives must include error (accuracy is what training measures)")
