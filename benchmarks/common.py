@@ -10,9 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edgenas.archive import Archive, Evaluation
-from edgenas.objectives import Objective
-from edgenas.search import SearchConfig, hypervolume, pareto_front, run_search
+from edgenas.search.archive import Archive, Evaluation
+from edgenas.search.config import SearchConfig
+from edgenas.search.loop import run_search
+from edgenas.search.objectives import Objective
+from edgenas.search.pareto import hypervolume, pareto_front
 
 
 def run_strategies(configs: Callable[[str, int, str], SearchConfig], strategies: Sequence[str],

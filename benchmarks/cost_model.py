@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 
 import edgenas
-from edgenas.cost import CostModel
-from edgenas.predict import Predictor
+from edgenas.hardware.predict import Predictor
+from edgenas.hardware.tables import LatencyTable
 from edgenas.resources import shipped_dir
-from edgenas.space import get_space, list_spaces
-from edgenas.tables import LatencyTable
+from edgenas.space.cost import CostModel
+from edgenas.space.mbconv import get_space, list_spaces
 
 GOAL = 1_000_000
 

@@ -28,21 +28,23 @@ import numpy as np
 import torch
 
 import edgenas
-from edgenas.devices import get_device
-from edgenas.export import LOCAL_DEVICES, SUFFIX, export_run, time_model_files
-from edgenas.genome import Architecture
-from edgenas.model import build_model, export_onnx
-from edgenas.opmodels import quantize_onnx_int8, write_tflite_model
-from edgenas.search import SearchConfig, run_search
-from edgenas.space import get_space
+from edgenas.export.bundle import export_run, time_model_files
+from edgenas.export.formats import get_format
+from edgenas.hardware.devices import get_device
+from edgenas.hardware.opmodels import quantize_onnx_int8, write_tflite_model
+from edgenas.nn.model import build_model, export_onnx
+from edgenas.search.config import SearchConfig
+from edgenas.search.loop import run_search
+from edgenas.space.genome import Architecture
+from edgenas.space.mbconv import get_space
 
 
 def ratios(folder: Path, formats, resolution: int) -> dict:
     """Latency and size of fp32 and int8 files of each format, timed together."""
     out = {}
     for fmt in formats:
-        files = [folder / f"model.fp32{SUFFIX[fmt]}", folder / f"model.int8{SUFFIX[fmt]}"]
-        fp32_ms, int8_ms = time_model_files(get_device(LOCAL_DEVICES[fmt]), files, resolution)
+        files = [folder / f"model.fp32{get_format(fmt).suffix}", folder / f"model.int8{get_format(fmt).suffix}"]
+        fp32_ms, int8_ms = time_model_files(get_device(get_format(fmt).local_device), files, resolution)
         fp32_kb, int8_kb = (f.stat().st_size / 1024 for f in files)
         out[fmt] = {"fp32_ms": fp32_ms, "int8_ms": int8_ms, "latency_ratio": int8_ms / fp32_ms,
                     "fp32_kb": fp32_kb, "int8_kb": int8_kb, "size_ratio": int8_kb / fp32_kb}
@@ -53,7 +55,7 @@ def network_224(formats, folder: Path) -> dict:
     space = get_space("imagenet")
     rng = np.random.default_rng(0)
     archs = [space.sample(rng) for _ in range(200)]
-    from edgenas.cost import architecture_cost
+    from edgenas.space.cost import architecture_cost
 
     macs = [architecture_cost(space, a, 3, 1000).macs for a in archs]
     arch = archs[int(np.argsort(macs)[len(macs) // 2])]
@@ -89,7 +91,7 @@ def main() -> None:
             entry = {"id": r.id, "arch": r.arch, "status": r.status}
             entry.update(ratios(Path(r.bundle), formats, Architecture.parse(r.arch).resolution))
             for fmt in formats:
-                fp32, int8 = files[f"model.fp32{SUFFIX[fmt]}"], files[f"model.int8{SUFFIX[fmt]}"]
+                fp32, int8 = files[f"model.fp32{get_format(fmt).suffix}"], files[f"model.int8{get_format(fmt).suffix}"]
                 entry[fmt].update(fp32_accuracy=fp32.accuracy, int8_accuracy=int8.accuracy,
                                   accuracy_drop_pts=100 * (fp32.accuracy - int8.accuracy))
             members.append(entry)

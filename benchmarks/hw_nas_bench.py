@@ -37,7 +37,8 @@ from pymoo.indicators.hv import HV
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 import edgenas
-from edgenas.search import SearchConfig, run_search
+from edgenas.search.config import SearchConfig
+from edgenas.search.loop import run_search
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_PAIRS = "cifar10:pixel3,cifar100:pixel2,ImageNet16-120:raspi4,cifar100:fpga,cifar10:samsung_s7,ImageNet16-120:gold_6226"

@@ -34,8 +34,8 @@ import numpy as np
 from common import compute_curve, first_reaching, run_strategies, shared_reference
 
 import edgenas
-from edgenas.objectives import parse_objectives
-from edgenas.search import SearchConfig
+from edgenas.search.config import SearchConfig
+from edgenas.search.objectives import parse_objectives
 
 RESULTS = Path(__file__).parent / "results"
 

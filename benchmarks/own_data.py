@@ -2,7 +2,7 @@
 
 Builds ImageFolders from photographs that pip packages ship (scikit-learn's two
 sample photos; scikit-image's colour photos where it is installed, else the
-scikit-learn photos cut into regions) with :mod:`edgenas.photos`, then runs
+scikit-learn photos cut into regions) with :mod:`edgenas.nn.photos`, then runs
 ``edgenas search --data imagefolder:DIR --budget N`` with every other setting
 at its default (LEMONADE, the small space at 32x32, this machine's int8 ONNX
 Runtime table).  For each folder it reports the best validation accuracy, the
@@ -27,8 +27,9 @@ from pathlib import Path
 import numpy as np
 
 import edgenas
-from edgenas.photos import photo_folder, skimage_photos, sklearn_photos, split_regions
-from edgenas.search import SearchConfig, run_search
+from edgenas.nn.photos import photo_folder, skimage_photos, sklearn_photos, split_regions
+from edgenas.search.config import SearchConfig
+from edgenas.search.loop import run_search
 
 
 def eight_photos() -> tuple[str, dict]:
@@ -79,7 +80,7 @@ def classify_fresh(bundle: Path, folder: Path) -> float:
 
 
 def run_case(name: str, tmp: Path, min_steps: int | None, seed: int) -> dict:
-    from edgenas.export import export_run
+    from edgenas.export.bundle import export_run
 
     source_fn, per_class, budget = CASES[name]
     source, photos = source_fn()

@@ -21,8 +21,9 @@ import numpy as np
 from common import compute_curve, run_strategies, shared_reference
 
 import edgenas
-from edgenas.objectives import parse_objectives
-from edgenas.search import SearchConfig, hypervolume, pareto_front
+from edgenas.search.config import SearchConfig
+from edgenas.search.objectives import parse_objectives
+from edgenas.search.pareto import hypervolume, pareto_front
 
 
 def main() -> None:

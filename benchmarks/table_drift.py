@@ -29,11 +29,11 @@ import numpy as np
 from scipy.stats import kendalltau
 
 import edgenas
-from edgenas.drift import recalibrate_table
-from edgenas.predict import Predictor
+from edgenas.hardware.drift import recalibrate_table
+from edgenas.hardware.predict import Predictor
+from edgenas.hardware.tables import LatencyTable
+from edgenas.hardware.validate import validate_table
 from edgenas.resources import shipped_dir
-from edgenas.tables import LatencyTable
-from edgenas.validate import validate_table
 
 KEYS = ("within_10pct", "kendall_tau", "mape_pct", "bias_pct", "speed_ratio", "within_10pct_drift_corrected",
         "floored_ops", "noise_within_10pct")
@@ -44,8 +44,8 @@ def independent_ort(table: LatencyTable, archs, folder: Path, rounds: int = 5, r
     import onnxruntime as ort
     import torch
 
-    from edgenas.model import build_model, export_onnx
-    from edgenas.opmodels import quantize_onnx_int8
+    from edgenas.hardware.opmodels import quantize_onnx_int8
+    from edgenas.nn.model import build_model, export_onnx
 
     space, task = table.search_space(), table.task
     sessions = []
@@ -90,18 +90,18 @@ def main() -> None:
     rows = []
     for name in names:
         table = LatencyTable.load(folder / name)
-        before = validate_table(table, args.samples, args.seed, quiet=True)
+        before = validate_table(table, args.samples, args.seed, quiet=True).to_dict()
         with tempfile.TemporaryDirectory() as tmp:
             copy = Path(tmp) / name
             shutil.copyfile(folder / name, copy)
             start = time.perf_counter()
             updated, check = recalibrate_table(copy, quiet=True)
             seconds = time.perf_counter() - start
-            after = validate_table(updated, args.samples, args.seed, quiet=True)
+            after = validate_table(updated, args.samples, args.seed, quiet=True).to_dict()
             row = {"table": name, "recalibrate_seconds": round(seconds, 1), "speed_ratio_since_profiling":
                    check.speed_ratio, "before": {k: before.get(k) for k in KEYS},
                    "after": {k: after.get(k) for k in KEYS}}
-            if updated.runtime.get("name") == "onnxruntime":
+            if updated.runtime.name == "onnxruntime":
                 space = updated.search_space()
                 archs = [space.parse(a["arch"]) for a in after["architectures"]]
                 predictor = Predictor(updated, space, updated.task["in_channels"], updated.task["num_classes"])

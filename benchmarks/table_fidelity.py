@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 
 import edgenas
-from edgenas.devices import get_device
-from edgenas.profile import profile_device
-from edgenas.space import get_space
-from edgenas.validate import validate_table
+from edgenas.hardware.devices import get_device
+from edgenas.hardware.profile import profile_device
+from edgenas.hardware.validate import validate_table
+from edgenas.space.mbconv import get_space
 
 CONFIGS = {
     # name: (device, space, resolution, in_channels, num_classes, precision)
@@ -57,14 +57,14 @@ def main() -> None:
             profile_s = time.perf_counter() - start
             runs = []
             for seed in (int(s) for s in args.seeds.split(",")):
-                report = validate_table(table, samples=args.samples, seed=seed, quiet=True)
+                report = validate_table(table, samples=args.samples, seed=seed, quiet=True).to_dict()
                 report.pop("architectures")
                 runs.append(report)
             results[name] = {
                 "device": device_name, "space": space_name, "resolution": res, "precision": precision,
                 "ops": len(table.entries), "profiling_seconds": round(profile_s, 1),
-                "overhead_us": table.overhead["latency_ms"] * 1000,
-                "calibration_scale": table.calibration["latency_scale"],
+                "overhead_us": table.overhead.latency_ms * 1000,
+                "calibration_scale": table.calibration.latency_scale,
                 "validation": runs,
             }
             for r in runs:

@@ -11,19 +11,24 @@ exceptions.
      ├── SpaceError            a search-space definition (preset name or file) is invalid
      ├── ArchitectureError     an architecture string, genome or encoding is invalid
      │                         for its search space
-     ├── DeviceError           a device description is invalid, or the device cannot be reached
-     │                         or fails while profiling
+     ├── DeviceError           a device problem, one of:
+     │    ├── DeviceConfigError      the description is invalid or names no known device
+     │    ├── DeviceUnreachableError the device or its tool (ssh, adb, python) cannot be reached
+     │    ├── DeviceTimeoutError     a command on the device gave no answer in time
+     │    └── DeviceCommandError     a command on the device failed (``returncode``) or left no result
      ├── TableError            a latency table is invalid, or does not match the space,
      │                         precision or task it is used for
      ├── DataError             a dataset cannot be read or is malformed
      ├── SearchError           a search run cannot start or resume (run folder, settings)
      ├── ExportError           a run cannot be exported (members, formats, output folder), or a
-     │                         bundle cannot be read, deployed or verified
-     ├── MissingExtraError     an optional dependency group is not installed
-     └── ExportCheckError      a built model does not round-trip through ONNX Runtime
+     │    │                    bundle cannot be read, deployed or verified
+     │    └── ExportCheckError a built model does not round-trip through its runtime
+     └── MissingExtraError     an optional dependency group is not installed
 
-``SpaceError`` and ``ArchitectureError`` are also ``ValueError`` so that library
-users can catch them the usual way.
+``SpaceError`` and ``ArchitectureError`` are also ``ValueError``, ``DeviceTimeoutError`` is also a
+``TimeoutError`` and ``DeviceUnreachableError`` a ``ConnectionError``, so that library users can catch them the
+usual way.  Library messages name the problem in the library's terms; the CLI's flags appear only where a message
+tells a CLI user what to type.
 """
 
 from __future__ import annotations
@@ -42,7 +47,28 @@ class ArchitectureError(EdgenasError, ValueError):
 
 
 class DeviceError(EdgenasError):
-    """A device description is invalid, or the device cannot be reached or fails."""
+    """A device description is invalid, or the device cannot be reached or fails (see the subclasses)."""
+
+
+class DeviceConfigError(DeviceError):
+    """A device description is invalid, names no known device, or asks for what the device does not offer."""
+
+
+class DeviceUnreachableError(DeviceError, ConnectionError):
+    """The device, or the tool that reaches it (ssh, adb, its python), cannot be reached."""
+
+
+class DeviceTimeoutError(DeviceError, TimeoutError):
+    """A command on the device gave no answer within its time limit."""
+
+
+class DeviceCommandError(DeviceError):
+    """A command on the device failed or left no valid result; ``returncode`` is its exit status (None when it
+    exited cleanly but its result is missing or unreadable)."""
+
+    def __init__(self, message: str, returncode: int | None = None) -> None:
+        super().__init__(message)
+        self.returncode = returncode
 
 
 class TableError(EdgenasError):
@@ -73,5 +99,5 @@ class MissingExtraError(EdgenasError, ImportError):
         self.extra = extra
 
 
-class ExportCheckError(EdgenasError):
+class ExportCheckError(ExportError):
     """An exported model disagrees with the torch model it came from."""

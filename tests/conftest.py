@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgenas.space import HeadSpec, SearchSpace, StageSpec, StemSpec, get_space
+from edgenas.space.mbconv import HeadSpec, SearchSpace, StageSpec, StemSpec, get_space
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -134,9 +134,9 @@ def search_setup(tmp_path_factory):
     """A two-stage space file for 8x8 digits and a real int8 table of this machine for it (1 channel, 10 classes)."""
     import yaml
 
-    from edgenas.devices import get_device
-    from edgenas.profile import MeasurementSettings, profile_device
-    from edgenas.space import HeadSpec, SearchSpace, StageSpec, StemSpec
+    from edgenas.hardware.devices import get_device
+    from edgenas.hardware.profile import MeasurementSettings, profile_device
+    from edgenas.space.mbconv import HeadSpec, SearchSpace, StageSpec, StemSpec
 
     space = SearchSpace(
         name="digits-test", stem=StemSpec(8), head=HeadSpec(32), resolutions=(8,),

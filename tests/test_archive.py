@@ -1,6 +1,8 @@
 import sqlite3
 
-from edgenas.archive import Archive, Evaluation
+import pytest
+
+from edgenas.search.archive import Archive, Evaluation
 
 
 def test_archive_round_trip_and_totals(tmp_path):
@@ -22,3 +24,17 @@ def test_archive_round_trip_and_totals(tmp_path):
         assert hv["hypervolume"] == 12.5 and hv["trained"] == 2 and hv["front_size"] == 1
     rows = sqlite3.connect(str(path)).execute("SELECT COUNT(*) FROM evaluations").fetchone()
     assert rows == (3,)
+
+
+def test_status_is_an_enum_stored_as_its_value(tmp_path):
+    from edgenas.search.archive import Status
+
+    ev = Evaluation("a", "infeasible", {"error": 100.0})
+    assert ev.status is Status.INFEASIBLE and ev.status == "infeasible" and f"{ev.status}" == "infeasible"
+    assert not ev.trained and Evaluation("b", Status.FAILED, {"error": 100.0}).trained
+    with pytest.raises(ValueError):
+        Evaluation("c", "done", {"error": 1.0})
+    with Archive(tmp_path / "a.sqlite") as archive:
+        archive.add(ev)
+        back = archive.get("a")
+    assert back.status is Status.INFEASIBLE

@@ -1,7 +1,7 @@
 import pytest
 
-from edgenas.benchmark_model import parse_benchmark_model
 from edgenas.errors import DeviceError
+from edgenas.hardware.benchmark_model import parse_benchmark_model
 
 NEW = """\
 INFO: STARTING!

@@ -134,7 +134,7 @@ def test_search_flags_come_from_the_config_declaration():
     from dataclasses import fields
 
     from edgenas.cli import build_parser
-    from edgenas.search import SearchConfig
+    from edgenas.search.config import SearchConfig
 
     parser = build_parser()
     args = parser.parse_args(["search", "--time-budget", "3", "--no-drift-check", "--population", "5",

@@ -3,11 +3,11 @@ import pytest
 import torch
 from torch import nn
 
-from edgenas.cost import CostModel, Precision, architecture_cost, op_cost
 from edgenas.errors import ArchitectureError
-from edgenas.model import build_model
-from edgenas.ops import decompose
-from edgenas.space import HeadSpec, SearchSpace, StageSpec, StemSpec
+from edgenas.nn.model import build_model
+from edgenas.space.cost import CostModel, Precision, architecture_cost, op_cost
+from edgenas.space.mbconv import HeadSpec, SearchSpace, StageSpec, StemSpec
+from edgenas.space.ops import decompose
 
 
 @pytest.fixture
@@ -93,7 +93,7 @@ def test_vectorized_costs_equal_the_scalar_path(preset, micro_space, rng):
 
 
 def test_vectorized_path_handles_chunks_and_bad_rows(rng):
-    from edgenas.space import get_space
+    from edgenas.space.mbconv import get_space
 
     space = get_space("small")
     xl, xu = space.bounds

@@ -3,8 +3,8 @@ import pickle
 import numpy as np
 import pytest
 
-from edgenas.data import load_data
 from edgenas.errors import DataError
+from edgenas.nn.data import load_data
 
 
 def test_digits_is_the_bundled_default():
@@ -186,10 +186,25 @@ def test_decompression_bombs_and_single_class_folders(tmp_path, monkeypatch):
 
 
 def test_photo_folders_from_shipped_photographs(tmp_path):
-    from edgenas.photos import photo_folder, sklearn_photos, split_regions
+    from edgenas.nn.photos import photo_folder, sklearn_photos, split_regions
 
     photos = split_regions(sklearn_photos(), 2)
     photo_folder(tmp_path, photos, per_class=5, seed=3)
     data = load_data(f"imagefolder:{tmp_path}")
     assert data.num_classes == 4 and len(data.y) == 20 and data.in_channels == 3
     assert data.majority_rate == 0.25
+
+
+def test_a_registered_loader_serves_its_kind(tmp_path):
+    from edgenas.nn.data import _LOADERS, load_data, register_data_loader
+
+    digits = load_data("digits")
+    register_data_loader("half", lambda path: digits, path="FILE")
+    try:
+        assert load_data(f"half:{tmp_path}") is digits
+        with pytest.raises(DataError, match="half:FILE"):
+            load_data("mnist:x")
+        with pytest.raises(ValueError, match="registered already"):
+            register_data_loader("npz", lambda path: digits)
+    finally:
+        _LOADERS.pop("half")

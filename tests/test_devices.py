@@ -1,8 +1,8 @@
 import pytest
 
-from edgenas.cost import Precision
-from edgenas.devices import Device, device_from_dict, get_device, list_devices, load_device
 from edgenas.errors import DeviceError
+from edgenas.hardware.devices import Device, device_from_dict, get_device, list_devices, load_device
+from edgenas.space.cost import Precision
 
 
 def test_shipped_devices_load():
@@ -59,3 +59,21 @@ def test_device_files(tmp_path):
     broken.write_text("name: [\n")
     with pytest.raises(DeviceError, match="is not valid YAML"):
         load_device(broken)
+
+
+def test_devices_cli_lists_and_shows(capsys, tmp_path):
+    import yaml
+
+    from edgenas.cli import main
+
+    assert main(["devices", "list"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert {r.split()[0] for r in rows} == {d.name for d in list_devices()}
+    assert any(r.split()[:3] == ["jetson-orin-ssh", "ssh://nvidia@jetson.local", "onnxruntime"] for r in rows)
+    path = tmp_path / "board.yaml"
+    path.write_text(yaml.safe_dump({"name": "board", "transport": "ssh://me@10.1.2.3:2200", "threads": 3}))
+    assert main(["devices", "show", str(path)]) == 0
+    shown = capsys.readouterr().out
+    assert "board" in shown and "ssh://me@10.1.2.3:2200" in shown and "3" in shown
+    assert main(["devices", "show", "nope"]) == 1
+    assert "unknown device 'nope'" in capsys.readouterr().err

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from edgenas.agent import (
+from edgenas.standalone.agent import (
     AndroidPowerMeter,
     EnergyUnavailable,
     Ina3221Meter,
@@ -106,9 +106,9 @@ def test_make_meter():
 
 def test_agent_reports_energy_per_inference(tmp_path):
     """A real ONNX model timed by the agent with a battery meter at a constant 2 W."""
-    from edgenas.agent import run_job
-    from edgenas.opmodels import write_op_model
-    from edgenas.ops import OpKey, OpType
+    from edgenas.hardware.opmodels import write_op_model
+    from edgenas.space.ops import OpKey, OpType
+    from edgenas.standalone.agent import run_job
 
     write(tmp_path, "sys/class/power_supply/battery/current_now", 500_000)
     write(tmp_path, "sys/class/power_supply/battery/voltage_now", 4_000_000)

@@ -11,8 +11,10 @@ import pytest
 
 from edgenas.cli import main
 from edgenas.errors import ExportError, MissingExtraError
-from edgenas.export import deploy_bundle, export_run, read_bundle, verify_bundle
-from edgenas.search import SearchConfig, load_run, run_search
+from edgenas.export.bundle import deploy_bundle, export_run, read_bundle, verify_bundle
+from edgenas.search.config import SearchConfig
+from edgenas.search.loop import run_search
+from edgenas.search.runs import load_run
 from tests.test_transports import ssh_device
 
 
@@ -121,7 +123,7 @@ def test_the_runner_classifies_and_times(exported, tmp_path):
 
 
 def test_the_runner_check_fails_on_wrong_labels(exported, tmp_path):
-    from edgenas.bundle_runner import required_correct
+    from edgenas.standalone.bundle_runner import required_correct
 
     assert [required_correct(20, p) for p in (0.99, 0.9, 0.6, None)] == [18, 13, 5, 1]
     bundle = tmp_path / "bundle"
@@ -205,17 +207,24 @@ def test_bad_export_input(trained_run, tmp_path, monkeypatch):
 def test_deploy_and_verify_locally(exported, capsys):
     bundle = exported[0] / f"member-{exported[1][0].id}"
     result = deploy_bundle(bundle, "local-ort")
-    assert result["model"] == "model.int8.onnx" and result["check"]["samples"] == 20 and result["time"]["median_ms"] > 0
+    assert result.model == "model.int8.onnx" and result.check["samples"] == 20 and result.time["median_ms"] > 0
     verified = verify_bundle(bundle, "local-ort", quiet=True, log=lambda m: None)
-    assert verified["comparable"] and verified["measured_ms"] > 0 and verified["ratio"] > 0
-    assert verified["drift"]["anchors"] == 2  # the prediction used the table recalibrated now
+    assert verified.comparable and verified.measured_ms > 0 and verified.ratio > 0
+    assert verified.drift["anchors"] == 2  # the prediction used the table recalibrated now
     plain = verify_bundle(bundle, "local-ort", quiet=True, drift_check=False, log=lambda m: None)
-    assert plain["drift"] is None and plain["predicted_ms"] == read_bundle(bundle)["predicted"]["latency_ms"]
+    assert plain.drift is None and plain.predicted_ms == read_bundle(bundle)["predicted"]["latency_ms"]
     other = verify_bundle(bundle, "local-litert", quiet=True, log=lambda m: None)
-    assert other["model"] == "model.int8.tflite" and not other["comparable"]  # the prediction is for ONNX Runtime
+    assert other.model == "model.int8.tflite" and not other.comparable  # the prediction is for ONNX Runtime
     assert main(["verify", str(bundle), "--device", "local-ort", "--tolerance", "100", "--quiet"]) == 0
     assert "predicted for local-ort" in capsys.readouterr().out
     assert main(["verify", str(bundle), "--device", "local-ort", "--tolerance", "0", "--quiet"]) == 1
+    capsys.readouterr()
+    assert main(["deploy", str(bundle), "--device", "local-ort", "--json"]) == 0
+    deployed = json.loads(capsys.readouterr().out)
+    assert deployed["model"] == "model.int8.onnx" and deployed["check"]["samples"] == 20
+    assert deployed["check"]["correct"] == result.check["correct"]  # the same bundle, the same images
+    assert main(["deploy", str(bundle), "--device", "local-ort"]) == 0
+    assert "20 sample images right" in capsys.readouterr().out
 
 
 def test_damaged_bundles_are_refused_clearly(exported, tmp_path, capsys):
@@ -238,11 +247,11 @@ def test_deploy_and_verify_over_ssh(exported, sshd, tmp_path):
 
     device_file.write_text(yaml.safe_dump(device.to_dict()))
     result = deploy_bundle(bundle, str(device_file))
-    assert result["remote"].startswith(str(tmp_path / "remote"))
+    assert result.remote.startswith(str(tmp_path / "remote"))
     assert (tmp_path / "remote" / "bundles" / bundle.name / "model.int8.onnx").is_file()  # copied over ssh
-    assert result["check"]["samples"] == 20 and result["time"]["runs"] == 100
+    assert result.check["samples"] == 20 and result.time["runs"] == 100
     verified = verify_bundle(bundle, str(device_file), quiet=True)
-    assert verified["device"] == "loopback" and verified["comparable"] and verified["measured_ms"] > 0
+    assert verified.device == "loopback" and verified.comparable and verified.measured_ms > 0
 
 
 def test_verify_on_android_times_the_tflite_with_benchmark_model(exported, tmp_path):
@@ -251,7 +260,7 @@ def test_verify_on_android_times_the_tflite_with_benchmark_model(exported, tmp_p
 
     import yaml
 
-    from edgenas.devices import Device
+    from edgenas.hardware.devices import Device
 
     fakes = Path(__file__).parent / "fakes"
     bundle = exported[0] / f"member-{exported[1][0].id}"
@@ -261,8 +270,8 @@ def test_verify_on_android_times_the_tflite_with_benchmark_model(exported, tmp_p
     device_file.write_text(yaml.safe_dump(device.to_dict()))
     verified = verify_bundle(bundle, str(device_file), quiet=True)
     size = (bundle / "model.int8.tflite").stat().st_size
-    assert verified["model"] == "model.int8.tflite" and not verified["comparable"]
-    assert verified["measured_ms"] == pytest.approx((100 + size // 1000) / 1000)  # what the stand-in reports
+    assert verified.model == "model.int8.tflite" and not verified.comparable
+    assert verified.measured_ms == pytest.approx((100 + size // 1000) / 1000)  # what the stand-in reports
     with pytest.raises(ExportError, match="not supported"):
         deploy_bundle(bundle, str(device_file))
 
@@ -273,8 +282,8 @@ def test_runner_preprocessing_matches_the_training_pipeline(shape, size):
     import torch
     import torch.nn.functional as F
 
-    from edgenas import bundle_runner
-    from edgenas.data import centre_crop
+    from edgenas.nn.data import centre_crop
+    from edgenas.standalone import bundle_runner
 
     x = np.random.default_rng(0).random(shape).astype(np.float32)
     ours = bundle_runner.resize_bilinear(bundle_runner.centre_crop(x), size)
@@ -283,3 +292,25 @@ def test_runner_preprocessing_matches_the_training_pipeline(shape, size):
     theirs = F.interpolate(torch.from_numpy(np.ascontiguousarray(nchw)), size=(size, size), mode="bilinear",
                            align_corners=False, antialias=size < side)[0].numpy().transpose(1, 2, 0)
     assert ours.shape == (size, size, shape[2]) and np.abs(ours - theirs).max() < 1e-5
+
+
+def test_export_formats_are_one_registry():
+    from edgenas.errors import ExportError
+    from edgenas.export.formats import (
+        ONNX,
+        ExportFormat,
+        format_for_runtime,
+        list_formats,
+        parse_formats,
+        register_format,
+    )
+    from edgenas.space.cost import Precision
+
+    assert [f.name for f in list_formats()][:2] == ["onnx", "tflite"]
+    assert [f.name for f in parse_formats("tflite, onnx,tflite")] == ["tflite", "onnx"]
+    assert format_for_runtime("litert").suffix == ".tflite" and format_for_runtime("nope") is None
+    assert ONNX.file_name(Precision.INT8) == "model.int8.onnx"
+    with pytest.raises(ExportError, match="unknown export format\\(s\\) coreml; choose from onnx, tflite"):
+        parse_formats("onnx,coreml")
+    with pytest.raises(ValueError, match="registered already"):
+        register_format(ExportFormat("onnx", ".onnx", "onnxruntime", "local-ort", "NCHW", lambda *a: None, 1e-3))

@@ -1,7 +1,7 @@
 import pytest
 
 from edgenas.errors import ArchitectureError
-from edgenas.genome import Architecture, Block
+from edgenas.space.genome import Architecture, Block
 
 
 def test_string_form_round_trips():

@@ -3,11 +3,11 @@ import pytest
 import torch
 from torch import nn
 
-from edgenas.errors import ExportCheckError
-from edgenas.genome import Architecture
-from edgenas.model import MBConv, build_model, build_op, export_onnx, onnx_matches_torch
-from edgenas.ops import OpKey, OpType
-from edgenas.space import get_space
+from edgenas.errors import ExportCheckError, ExportError
+from edgenas.nn.model import MBConv, build_model, build_op, export_onnx, onnx_matches_torch
+from edgenas.space.genome import Architecture
+from edgenas.space.mbconv import get_space
+from edgenas.space.ops import OpKey, OpType
 
 
 def test_model_has_bn_relu6_and_residuals_where_shapes_allow():
@@ -70,5 +70,6 @@ def test_a_wrong_export_is_caught(tmp_path):
     torch.manual_seed(1)
     other = build_model(space, arch, 10, 1)
     inputs = np.random.default_rng(0).standard_normal((2, 1, 8, 8)).astype(np.float32)
+    assert issubclass(ExportCheckError, ExportError)  # caught with every other export failure
     with pytest.raises(ExportCheckError, match="differs from torch"):
         onnx_matches_torch(other, path, inputs)

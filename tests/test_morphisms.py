@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from edgenas.data import load_data
 from edgenas.errors import ArchitectureError
-from edgenas.inherit import inherit_weights
-from edgenas.model import build_model
-from edgenas.morphisms import Morphism, apply_random_morphism, morphisms
-from edgenas.space import get_space
-from edgenas.train import TrainConfig, evaluate_accuracy, train_candidate
+from edgenas.nn.data import load_data
+from edgenas.nn.inherit import inherit_weights
+from edgenas.nn.model import build_model
+from edgenas.nn.train import TrainConfig, evaluate_accuracy, train_candidate
+from edgenas.space.mbconv import get_space
+from edgenas.space.morphisms import Morphism, apply_random_morphism, morphisms
 
 SPACE = get_space("small").with_choices(resolutions=[8])
 PARENT = SPACE.parse("r8-w0.75-[k5e4][k5e4,k5e4][k5e4,k5e4][k5e4,k5e4][k5e4,k5e4]")
@@ -130,3 +130,20 @@ def test_inheritance_refuses_another_width(parent):
     other = build_model(SPACE, SPACE.parse(str(PARENT).replace("w0.75", "w1")), 10, 1)
     with pytest.raises(ArchitectureError, match="differ in width"):
         inherit_weights(model, other)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_morphisms_are_the_spaces_moves_of_depth_kernel_and_expansion(seed):
+    """One move generator: the morphisms of an architecture are exactly its neighbours at the same resolution and
+    width, and each is named by its direction."""
+    from edgenas.space.mbconv import get_space
+
+    space = get_space("small")
+    arch = space.sample(np.random.default_rng(seed))
+    children = [m.child for m in morphisms(space, arch)]
+    same_input = [n for n in space.neighbors(arch) if n.resolution == arch.resolution and n.width == arch.width]
+    assert sorted(map(str, children)) == sorted(map(str, same_input)) and len(set(map(str, children))) == len(children)
+    for m in morphisms(space, arch):
+        grown = (sum(b.kernel + b.expansion for st in m.child.stages for b in st) + sum(map(len, m.child.stages))
+                 > sum(b.kernel + b.expansion for st in arch.stages for b in st) + sum(map(len, arch.stages)))
+        assert grown == m.kind.value.startswith(("grow", "insert")), m

@@ -14,10 +14,11 @@ import pytest
 
 from edgenas.cli import main
 from edgenas.errors import ArchitectureError, SearchError
-from edgenas.nb201 import EDGES, OPS, Cell, CellSpace, TabularData, default_data_path, load_problem, path_features
-from edgenas.search import SearchConfig, run_search
-from edgenas.space import get_space
-from edgenas.space_protocol import Space
+from edgenas.search.config import SearchConfig
+from edgenas.search.loop import run_search
+from edgenas.space.mbconv import get_space
+from edgenas.space.nb201 import EDGES, OPS, Cell, CellSpace, TabularData, default_data_path, load_problem, path_features
+from edgenas.space.protocol import Space
 
 STRATEGIES = ("lemonade", "nsga2", "rl", "local", "random")
 
@@ -236,7 +237,7 @@ def test_hypervolume_gain_matches_pymoo():
     from pymoo.indicators.hv import HV
     from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
-    from edgenas.strategies.local import hypervolume_improvement_2d
+    from edgenas.search.strategies.local import hypervolume_improvement_2d
 
     rng = np.random.default_rng(0)
     points = rng.random((40, 2))
@@ -278,3 +279,30 @@ def test_cli_search_problems_and_refusals(tmp_path, capsys):
         assert main(argv) == 1
         err = capsys.readouterr().err
         assert err.startswith("edgenas: error:") and message in err and err.count("\n") == 1
+
+
+def test_a_search_run_is_driven_one_generation_at_a_time(tmp_path):
+    """SearchRun.step() is one generation: a library user sees the archive grow by a batch each step, and the run
+    ends with the evaluations run_search gives for the same settings."""
+    from edgenas.search import SearchRun
+
+    def config(name):
+        return SearchConfig(problem="nb201:cifar10:pixel2", strategy="lemonade", budget=40, population=8, seed=3,
+                            run_dir=str(tmp_path / name))
+
+    run = SearchRun(config("stepped"), progress=False, report=False, log=lambda m: None)
+    assert not (tmp_path / "stepped").exists()  # nothing is written before the run is opened
+    with pytest.raises(SearchError, match="open the search run first"):
+        run.step()
+    counts = []
+    with run:
+        while run.step():
+            counts.append(run.archive.totals()["evaluations"])
+            assert run.generation == len(counts)
+        assert not run.step()  # an ended run stays ended
+    assert counts == [8, 16, 24, 32, 40][: len(counts)] and counts[-1] == 40
+    assert run.result is not None and run.result.evaluations == 40 and run.archive is None
+    run_search(config("whole"), progress=False, report=False, log=lambda m: None)
+    assert evaluated(tmp_path / "stepped") == evaluated(tmp_path / "whole")
+    with pytest.raises(SearchError, match="opened already"):
+        run.open()

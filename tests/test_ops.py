@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from edgenas.errors import ArchitectureError
-from edgenas.genome import Architecture
-from edgenas.model import build_model
-from edgenas.ops import OpIndex, OpKey, OpType, decompose, space_ops
-from edgenas.space import get_space
+from edgenas.nn.model import build_model
+from edgenas.space.genome import Architecture
+from edgenas.space.mbconv import get_space
+from edgenas.space.ops import OpIndex, OpKey, OpType, decompose, space_ops
 
 
 def test_op_key_string_round_trips():

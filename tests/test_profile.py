@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import yaml
 
-from edgenas.devices import Device, get_device
 from edgenas.errors import DeviceError
-from edgenas.ops import space_ops
-from edgenas.predict import Predictor
-from edgenas.profile import MeasurementSettings, profile_device
-from edgenas.space import HeadSpec, SearchSpace, StageSpec, StemSpec
-from edgenas.tables import LatencyTable
-from edgenas.validate import validate_table
+from edgenas.hardware.devices import Device, get_device
+from edgenas.hardware.predict import Predictor
+from edgenas.hardware.profile import MeasurementSettings, profile_device
+from edgenas.hardware.tables import LatencyTable
+from edgenas.hardware.validate import validate_table
+from edgenas.space.mbconv import HeadSpec, SearchSpace, StageSpec, StemSpec
+from edgenas.space.ops import space_ops
 
 FAST = MeasurementSettings(warmup_runs=2, rounds=2, runs_per_round=5, calibration_networks=3)
 
@@ -28,9 +28,9 @@ def check_table(table: LatencyTable, space: SearchSpace, precision: str):
     assert table.precision.value == precision and table.space_fingerprint == space.fingerprint
     assert all(e.latency_ms > 0 and e.runs == FAST.rounds * FAST.runs_per_round for e in table.entries.values())
     # Physical invariants only (no timing assertions: the suite runs on loaded machines).
-    assert table.overhead["latency_ms"] > 0 and np.isfinite(table.overhead["latency_ms"])
-    assert len(table.calibration["networks"]) == 3 and np.isfinite(table.calibration["latency_scale"])
-    assert table.calibration["latency_scale"] > 0 and table.calibration["overhead_ms"] == table.overhead["latency_ms"]
+    assert table.overhead.latency_ms > 0 and np.isfinite(table.overhead.latency_ms)
+    assert len(table.calibration.networks) == 3 and np.isfinite(table.calibration.latency_scale)
+    assert table.calibration.latency_scale > 0 and table.calibration.overhead_ms == table.overhead.latency_ms
     assert table.energy_source is None and not table.has_energy
 
 
@@ -40,15 +40,15 @@ def test_local_onnxruntime_profile(tmp_path, nano_space, precision):
     table = profile_device(get_device("local-ort"), nano_space, precision, 1, 10, out, FAST, quiet=True)
     assert LatencyTable.load(out) == table
     check_table(table, nano_space, precision)
-    assert table.runtime["name"] == "onnxruntime" and table.runtime["version"]
+    assert table.runtime.name == "onnxruntime" and table.runtime.version
     assert not (tmp_path / "t.json.work").exists()
     # Predictions follow scale * sum of compute + call overhead, computed here independently from the entries.
     predictor = Predictor(table, nano_space, 1, 10)
-    o, scale = table.overhead["latency_ms"], table.calibration["latency_scale"]
+    o, scale = table.overhead.latency_ms, table.calibration.latency_scale
     exact = 0
-    for net in table.calibration["networks"]:
+    for net in table.calibration.networks:
         arch = nano_space.parse(net["arch"])
-        from edgenas.ops import decompose
+        from edgenas.space.ops import decompose
 
         times = [table.entries[str(k)].latency_ms for k in decompose(nano_space, arch, 1, 10)]
         compute = sum(max(t - o, 0.05 * t) for t in times)
@@ -67,11 +67,25 @@ def test_profile_refuses_precisions_the_device_lacks(tmp_path, nano_space):
 def test_validate_reports_fidelity(tmp_path, nano_space):
     table = profile_device(get_device("local-ort"), nano_space, "fp32", 1, 10, tmp_path / "t.json", FAST, quiet=True)
     report = validate_table(table, samples=5, seed=3, settings=FAST, quiet=True)
-    for key in ("within_10pct", "noise_within_10pct"):
-        assert 0 <= report[key] <= 1
-    assert report["mape_pct"] >= 0 and -1 <= report["kendall_tau"] <= 1
-    assert len(report["architectures"]) == 5
-    assert all(a["predicted_ms"] > 0 and a["measured_ms"] > 0 for a in report["architectures"])
+    archs = report.architectures
+    assert len(archs) == 5 and len({a["arch"] for a in archs}) == 5
+    assert all(a["predicted_ms"] > 0 and a["measured_ms"] > 0 for a in archs)
+    # The summary figures are those of the listed predictions and measurements (recomputed independently here).
+    ratio = np.array([a["predicted_ms"] / a["measured_ms"] for a in archs])
+    assert report.within_10pct == pytest.approx(np.mean(np.abs(ratio - 1) <= 0.10))
+    assert report.mape_pct == pytest.approx(100 * np.mean(np.abs(ratio - 1)))
+    assert report.bias_pct == pytest.approx(100 * np.median(ratio - 1))
+    from scipy.stats import kendalltau
+
+    tau = kendalltau([a["predicted_ms"] for a in archs], [a["measured_ms"] for a in archs]).statistic
+    assert report.kendall_tau == pytest.approx(tau)
+    # The predictions are the table's own for those architectures.
+    from edgenas.hardware.predict import Predictor
+
+    predictor = Predictor(table, nano_space, 1, 10)
+    assert [a["predicted_ms"] for a in archs] == pytest.approx(
+        [predictor.predict(nano_space.parse(a["arch"])).latency_ms for a in archs])
+    assert report.to_dict()["architectures"] == archs and report.samples == 5 and report.device == "local-ort"
 
 
 def test_profile_over_ssh_on_a_real_sshd(sshd, tmp_path, nano_space):
@@ -108,7 +122,7 @@ def test_profile_over_adb_with_stand_ins(tmp_path):
         assert table.entries[key].latency_ms == pytest.approx(median_ms)
         assert table.entries[key].energy_mj == pytest.approx(1.0 * median_ms)  # 1 W x ms
     assert table.energy_source == "android" and table.has_energy
-    assert table.runtime["version"] == "benchmark_model"
+    assert table.runtime.version == "benchmark_model"
 
 
 def test_a_killed_profile_resumes(tmp_path, nano_space):
@@ -147,9 +161,9 @@ def test_a_killed_profile_resumes(tmp_path, nano_space):
 @pytest.mark.tflite
 def test_litert_models_time_in_the_agent(tmp_path):
     pytest.importorskip("ai_edge_litert")
-    from edgenas.agent import run_job
-    from edgenas.opmodels import write_op_model
-    from edgenas.ops import OpKey, OpType
+    from edgenas.hardware.opmodels import write_op_model
+    from edgenas.space.ops import OpKey, OpType
+    from edgenas.standalone.agent import run_job
 
     key = OpKey(OpType.MBCONV, 8, 8, 16, 24, 5, 3, 2, False)
     write_op_model(key, tmp_path / "fp32.tflite", "fp32", runtime="litert")

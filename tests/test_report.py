@@ -10,9 +10,12 @@ import pytest
 
 from edgenas.cli import main
 from edgenas.errors import SearchError
-from edgenas.export import export_run
-from edgenas.report import build_comparison, build_report
-from edgenas.search import SearchConfig, load_run, pareto_front, run_search
+from edgenas.export.bundle import export_run
+from edgenas.search.config import SearchConfig
+from edgenas.search.loop import run_search
+from edgenas.search.pareto import pareto_front
+from edgenas.search.report import build_comparison, build_report
+from edgenas.search.runs import load_run
 
 NETWORK = re.compile(r"https?:|//[a-z0-9.-]+\.[a-z]{2,}/|<script[^>]+src=|<link[^>]+href=|@import|url\(", re.I)
 
@@ -64,7 +67,7 @@ def test_the_search_refreshes_the_report_unless_told_not_to(tmp_path):
 
 
 def test_a_comparison_shares_one_reference_point(tmp_path):
-    from edgenas.search import hypervolume
+    from edgenas.search.pareto import hypervolume
 
     a, b = tabular(tmp_path, "a"), tabular(tmp_path, "b", strategy="random", problem="nb201:cifar100:pixel2")
     page = build_comparison([a, b], tmp_path / "c.html").read_text()

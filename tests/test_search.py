@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgenas.archive import Archive
 from edgenas.errors import SearchError
-from edgenas.search import SearchConfig, load_run, run_search
+from edgenas.search.archive import Archive
+from edgenas.search.config import SearchConfig
+from edgenas.search.loop import run_search
+from edgenas.search.runs import load_run
 
 
 @pytest.fixture(scope="module")
@@ -243,8 +245,8 @@ def test_rl_search_with_the_mnasnet_reward_from_the_cli(setup, tmp_path, capsys)
     assert len(evaluations) == 8 and all(e.strategy == "rl" for e in evaluations)
     assert saved["reward"] == "mnasnet" and saved["target_latency_ms"] == 0.05
     assert (saved["mnasnet_alpha"], saved["mnasnet_beta"], saved["entropy_weight"]) == (-0.07, -0.5, 0.05)
-    from edgenas.search import SearchConfig
-    from edgenas.strategies import get_strategy
+    from edgenas.search.config import SearchConfig
+    from edgenas.search.strategies import get_strategy
 
     rl = get_strategy("rl", SearchConfig.from_saved(saved).strategy_settings()).rl
     assert (rl.reward, rl.alpha, rl.beta, rl.entropy_weight) == ("mnasnet", -0.07, -0.5, 0.05)
@@ -321,9 +323,9 @@ def test_a_budget_larger_than_the_space_ends(tmp_path_factory, strategy):
     """A space of 2 architectures and a budget of 6: every strategy stops, having trained what exists."""
     import yaml
 
-    from edgenas.devices import get_device
-    from edgenas.profile import MeasurementSettings, profile_device
-    from edgenas.space import HeadSpec, SearchSpace, StageSpec, StemSpec
+    from edgenas.hardware.devices import get_device
+    from edgenas.hardware.profile import MeasurementSettings, profile_device
+    from edgenas.space.mbconv import HeadSpec, SearchSpace, StageSpec, StemSpec
 
     folder = tmp_path_factory.mktemp("two")
     space = SearchSpace(name="two", stem=StemSpec(8), head=HeadSpec(16), resolutions=(8,),
@@ -403,7 +405,7 @@ def test_resume_with_a_table_of_other_measurements_is_refused(setup, tmp_path):
 @pytest.mark.slow
 def test_own_photos_learn_with_the_default_recipe(tmp_path):
     """The default search (shipped table, LEMONADE, min-steps rule) on 2 classes of ~200 real photos."""
-    from edgenas.photos import photo_folder, sklearn_photos
+    from edgenas.nn.photos import photo_folder, sklearn_photos
 
     photo_folder(tmp_path / "photos", sklearn_photos(), per_class=100, seed=11)
     result = run_search(SearchConfig(data=f"imagefolder:{tmp_path / 'photos'}", budget=4, population=4,

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from edgenas.errors import ArchitectureError, SpaceError
-from edgenas.genome import Architecture, Block
-from edgenas.space import (
+from edgenas.space.genome import Architecture, Block
+from edgenas.space.mbconv import (
     HeadSpec,
     SearchSpace,
     StageSpec,
@@ -234,3 +234,19 @@ def test_mutate_returns_a_neighbor(rng):
     only = Architecture(32, 1.0, ((Block(3, 6),),))
     assert single.neighbors(only) == [] and single.mutate(only, rng) == only
     assert single.decode(np.zeros(0, dtype=int)) == only
+
+
+def test_a_registered_space_is_a_preset():
+    from dataclasses import replace
+
+    from edgenas.errors import SpaceError
+    from edgenas.space.mbconv import _PRESETS, get_space, list_spaces, register_space
+
+    mine = replace(get_space("tiny"), name="mine")
+    register_space(mine)
+    try:
+        assert get_space("mine") is mine and "mine" in list_spaces()
+        with pytest.raises(SpaceError, match="preset already"):
+            register_space(replace(mine, name="small"))
+    finally:
+        _PRESETS.pop("mine")

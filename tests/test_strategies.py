@@ -2,8 +2,16 @@ import numpy as np
 import pytest
 
 from edgenas.errors import SearchError
-from edgenas.strategies import get_strategy, list_strategies
-from edgenas.testing import StrategyContract
+from edgenas.search.objectives import Objective
+from edgenas.search.strategies import (
+    Candidate,
+    Strategy,
+    StrategySettings,
+    get_strategy,
+    list_strategies,
+    register_strategy,
+)
+from edgenas.search.testing import StrategyContract
 
 
 class TestLemonade(StrategyContract):
@@ -26,6 +34,69 @@ class TestPredictorLocalSearch(StrategyContract):
     strategy_name = "local"
 
 
+class FirstFeasible(Strategy):
+    """A strategy from outside the package: the first feasible unseen samples (uses only the public API)."""
+
+    name = "outside-first-feasible"
+
+    def _ask(self):
+        batch = self.problem.batch_size
+        return [Candidate(a) for a in self.problem.sample_feasible(self.rng, batch, self.seen)[:batch]]
+
+    def _tell(self, candidates, evaluations):
+        pass
+
+
+register_strategy("outside-first-feasible", "test strategy registered from outside", lambda settings: FirstFeasible())
+
+
+class TestAnOutsideStrategy(StrategyContract):
+    strategy_name = "outside-first-feasible"
+
+
+def test_register_strategy_refuses_a_taken_or_bad_name():
+    with pytest.raises(ValueError, match="registered already"):
+        register_strategy("lemonade", "again", lambda settings: FirstFeasible())
+    with pytest.raises(ValueError, match="must be letters"):
+        register_strategy("no spaces", "bad", lambda settings: FirstFeasible())
+    assert "outside-first-feasible" in {s.name for s in list_strategies()}
+
+
+def test_sample_feasible_keeps_limits_exclusions_and_its_bound():
+    from edgenas.search.objectives import Constraints
+    from edgenas.search.testing import contract_problem
+
+    open_problem = contract_problem()
+    rng = np.random.default_rng(0)
+    sizes = open_problem.hardware.evaluate(np.stack([open_problem.space.encode(open_problem.space.sample(rng))
+                                                     for _ in range(200)]))[Objective.SIZE]
+    limit = float(np.quantile(sizes, 0.3))
+    problem = contract_problem(Constraints(max_size_kb=limit))
+    first = problem.sample_feasible(np.random.default_rng(1), 5, draw=40)
+    assert len(first) >= 5 and len({str(a) for a in first}) == len(first)
+    X = np.stack([problem.space.encode(a) for a in first])
+    assert problem.hardware.feasible(problem.hardware.evaluate(X)).all()
+    again = problem.sample_feasible(np.random.default_rng(1), 5, {str(a) for a in first[:3]}, draw=40)
+    assert not {str(a) for a in first[:3]} & {str(a) for a in again}
+    impossible = contract_problem(Constraints(max_size_kb=1e-9))
+    assert impossible.sample_feasible(np.random.default_rng(2), 5, rounds=3) == []  # bounded: ends empty
+
+
+def test_ask_records_what_was_asked_in_seen():
+    from edgenas.search.testing import contract_problem, synthetic_evaluations
+
+    problem = contract_problem()
+    for name in ("lemonade", "rl", "nsga2", "random", "local"):
+        strategy = get_strategy(name, StrategySettings(population=problem.batch_size))
+        strategy.setup(problem, 0)
+        asked = set()
+        for _ in range(3):
+            candidates = strategy.ask()
+            asked |= {str(c.arch) for c in candidates}
+            strategy.tell(candidates, synthetic_evaluations(problem, candidates))
+        assert strategy.seen == asked, name
+
+
 def test_registry_lists_and_rejects():
     assert {s.name for s in list_strategies()} >= {"nsga2", "random"}
     with pytest.raises(SearchError, match="unknown strategy 'cmaes'; choose from lemonade, nsga2, rl, local, random"):
@@ -34,8 +105,8 @@ def test_registry_lists_and_rejects():
 
 # ------------------------------------------------------------------ LEMONADE
 def lemonade_run(generations=4, seed=0, finetune_epochs=2):
-    from edgenas.strategies import StrategySettings
-    from edgenas.testing import contract_problem, synthetic_evaluations
+    from edgenas.search.strategies import StrategySettings
+    from edgenas.search.testing import contract_problem, synthetic_evaluations
 
     problem = contract_problem()
     strategy = get_strategy("lemonade", StrategySettings(population=problem.batch_size, finetune_epochs=finetune_epochs))
@@ -49,7 +120,7 @@ def lemonade_run(generations=4, seed=0, finetune_epochs=2):
 
 
 def test_lemonade_children_are_morphisms_of_front_members():
-    from edgenas.morphisms import morphisms
+    from edgenas.space.morphisms import morphisms
 
     problem, strategy, batches = lemonade_run(generations=5, finetune_epochs=3)
     assert all(c.parent is None and c.epochs is None for c in batches[0])  # trained from scratch
@@ -79,7 +150,7 @@ def test_lemonade_population_is_the_non_dominated_set():
 
 
 def test_inverse_density_probabilities_favour_sparse_regions():
-    from edgenas.strategies.lemonade import inverse_density_probabilities
+    from edgenas.search.strategies.lemonade import inverse_density_probabilities
 
     rng = np.random.default_rng(0)
     cluster = np.exp(rng.normal(0, 0.05, size=(20, 2)))
@@ -92,7 +163,7 @@ def test_inverse_density_probabilities_favour_sparse_regions():
 
 
 def test_inverse_density_probabilities_in_degenerate_cases():
-    from edgenas.strategies.lemonade import inverse_density_probabilities
+    from edgenas.search.strategies.lemonade import inverse_density_probabilities
 
     line = np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [4.0, 8.0, 12.0]])  # collinear in log space: rank 1
     p = inverse_density_probabilities(line, line)
@@ -106,7 +177,7 @@ def test_inverse_density_probabilities_in_degenerate_cases():
 
 # ------------------------------------------------------------------------ RL
 def test_reward_formulas():
-    from edgenas.strategies.rl import mnasnet_reward, penalty_reward
+    from edgenas.search.strategies.rl import mnasnet_reward, penalty_reward
 
     assert penalty_reward(0.9, {"latency": 0.5, "size": 100.0}, {"latency": 1.0, "size": 200.0}) == pytest.approx(0.9)
     assert penalty_reward(0.9, {"latency": 2.0, "size": 300.0}, {"latency": 1.0, "size": 200.0}, weight=0.5) == \
@@ -118,7 +189,7 @@ def test_reward_formulas():
 
 
 def test_the_controller_learns_a_bandit():
-    from edgenas.strategies.rl import Controller, RLSettings
+    from edgenas.search.strategies.rl import Controller, RLSettings
 
     controller = Controller([3, 4], RLSettings())
     rng = np.random.default_rng(0)
@@ -130,7 +201,7 @@ def test_the_controller_learns_a_bandit():
 
 
 def rl_strategy(problem, **kw):
-    from edgenas.strategies import StrategySettings
+    from edgenas.search.strategies import StrategySettings
 
     strategy = get_strategy("rl", StrategySettings(population=problem.batch_size, **kw))
     strategy.setup(problem, 0)
@@ -138,8 +209,8 @@ def rl_strategy(problem, **kw):
 
 
 def test_rl_targets_spread_over_levels_and_cover_the_cost_range():
-    from edgenas.objectives import Objective
-    from edgenas.testing import contract_problem, synthetic_evaluations
+    from edgenas.search.objectives import Objective
+    from edgenas.search.testing import contract_problem, synthetic_evaluations
 
     problem = contract_problem(batch_size=10)
     strategy = rl_strategy(problem)
@@ -158,7 +229,7 @@ def test_rl_targets_spread_over_levels_and_cover_the_cost_range():
 
 
 def test_rl_bad_settings():
-    from edgenas.testing import contract_problem
+    from edgenas.search.testing import contract_problem
 
     problem = contract_problem()
     with pytest.raises(SearchError, match="mnasnet reward needs latency"):
@@ -184,7 +255,7 @@ def _degenerate_populations():
 @pytest.mark.parametrize("name, points", list(_degenerate_populations()))
 def test_inverse_density_sampling_cannot_fail(name, points):
     """Every query keeps weight, so drawing a whole batch without replacement never fails (seed 8 once did)."""
-    from edgenas.strategies.lemonade import WEIGHT_FLOOR, inverse_density_probabilities
+    from edgenas.search.strategies.lemonade import WEIGHT_FLOOR, inverse_density_probabilities
 
     rng = np.random.default_rng(len(points))
     for queries in (points, np.vstack([points, points * rng.uniform(0.5, 2, points.shape)]), points[:1]):

@@ -3,12 +3,12 @@ import json
 import numpy as np
 import pytest
 
-from edgenas.cost import Precision
 from edgenas.errors import TableError
-from edgenas.ops import space_ops
-from edgenas.predict import Predictor
-from edgenas.space import get_space
-from edgenas.tables import LatencyTable, find_table
+from edgenas.hardware.predict import Predictor
+from edgenas.hardware.tables import LatencyTable, find_table
+from edgenas.space.cost import Precision
+from edgenas.space.mbconv import get_space
+from edgenas.space.ops import space_ops
 
 
 def synthetic_table(space, in_channels=3, num_classes=10, precision="fp32", overhead=0.01, scale=1.0, energy=False):
@@ -75,7 +75,7 @@ def test_unreadable_files(tmp_path):
 def test_prediction_formula_and_vectorized_path(nano_space, rng):
     table = synthetic_table(nano_space, overhead=0.01, scale=1.1, energy=True)
     predictor = Predictor(table, nano_space, 3, 10)
-    from edgenas.ops import decompose
+    from edgenas.space.ops import decompose
 
     archs = [nano_space.sample(rng) for _ in range(50)]
     batch = predictor.predict_batch(np.stack([nano_space.encode(a) for a in archs]))
@@ -113,7 +113,7 @@ def test_find_table(tmp_path, nano_space):
 
 def test_ops_timed_below_the_overhead_are_floored_never_negative(nano_space):
     """An op can time at or below the call overhead on a loaded machine: its compute time is floored at 5%."""
-    from edgenas.predict import floored_ops, op_compute_ms
+    from edgenas.hardware.predict import floored_ops, op_compute_ms
 
     table = synthetic_table(nano_space, overhead=0.01)  # entries 0.02-1.01 ms: none within 5% of the overhead
     assert floored_ops(table) == 0
@@ -129,7 +129,7 @@ def test_ops_timed_below_the_overhead_are_floored_never_negative(nano_space):
 
 
 def test_fit_calibration_by_hand():
-    from edgenas.predict import fit_calibration
+    from edgenas.hardware.predict import fit_calibration
 
     # measured = 2 * compute + 0.1 exactly for three networks: the fit recovers scale 2 and the overhead.
     scale, call = fit_calibration([1.0, 2.0, 4.0], [2.1, 4.1, 8.1], 0.1)
@@ -164,7 +164,7 @@ def test_tables_with_impossible_values_are_refused(nano_space, patch, fragment):
 
 
 def test_a_table_of_another_device_is_refused(nano_space):
-    from edgenas.devices import get_device
+    from edgenas.hardware.devices import get_device
 
     table = synthetic_table(nano_space)
     with pytest.raises(TableError, match="measured on another setup: device 'test' .* vs 'raspberry-pi-ssh'"):

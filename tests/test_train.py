@@ -2,11 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from edgenas.data import load_data
 from edgenas.errors import SearchError
-from edgenas.model import build_model
-from edgenas.space import get_space
-from edgenas.train import (
+from edgenas.nn.data import load_data
+from edgenas.nn.model import build_model
+from edgenas.nn.train import (
     TrainConfig,
     _augment,
     at_chance,
@@ -15,6 +14,7 @@ from edgenas.train import (
     train_candidate,
     training_budget,
 )
+from edgenas.space.mbconv import get_space
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +120,7 @@ def test_a_few_hundred_photos_learn_with_the_default_budget():
     from pathlib import Path
 
     from edgenas.defaults import MIN_STEPS_DEFAULT
-    from edgenas.photos import photo_folder, sklearn_photos
+    from edgenas.nn.photos import photo_folder, sklearn_photos
 
     with tempfile.TemporaryDirectory() as tmp:
         photo_folder(Path(tmp), sklearn_photos(), per_class=100, seed=5)

@@ -4,9 +4,15 @@ from pathlib import Path
 
 import pytest
 
-from edgenas.devices import Device
-from edgenas.errors import DeviceError
-from edgenas.transports import AdbTransport, LocalTransport, SshTransport, make_transport
+from edgenas.errors import (
+    DeviceCommandError,
+    DeviceConfigError,
+    DeviceError,
+    DeviceTimeoutError,
+    DeviceUnreachableError,
+)
+from edgenas.hardware.devices import Device
+from edgenas.hardware.transports import AdbTransport, LocalTransport, SshTransport, make_transport
 
 FAKES = Path(__file__).parent / "fakes"
 
@@ -59,8 +65,9 @@ def test_ssh_transport_against_a_real_sshd(sshd, tmp_path):
     transport.push_dir(local, remote)
     transport.pull(f"{remote}/blob.bin", tmp_path / "blob.bin")
     assert (tmp_path / "blob.bin").read_bytes() == binary
-    with pytest.raises(DeviceError, match="failed \\(exit 1\\)"):
+    with pytest.raises(DeviceCommandError, match="failed \\(exit 1\\)") as failed:
         transport.run(["false"])
+    assert failed.value.returncode == 1
 
 
 def test_ssh_to_a_closed_port_fails_clearly(tmp_path):
@@ -70,8 +77,28 @@ def test_ssh_to_a_closed_port_fails_clearly(tmp_path):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     device = Device("gone", transport=f"ssh://nobody@127.0.0.1:{port}", ssh_options=("StrictHostKeyChecking=no",))
-    with pytest.raises(DeviceError, match="on gone \\(ssh://nobody@127.0.0.1:.*failed \\(exit 255\\)"):
+    with pytest.raises(DeviceUnreachableError, match="on gone \\(ssh://nobody@127.0.0.1:.*cannot be reached \\(exit 255\\)"):
         make_transport(device).run(["true"], timeout=30)
+
+
+def test_device_errors_say_which_kind_of_failure(tmp_path):
+    """Configuration, connection, timeout and command failure are told apart (and each is a DeviceError)."""
+    from edgenas.hardware.devices import get_device
+
+    with pytest.raises(DeviceConfigError, match="unknown device 'no-such'"):
+        get_device("no-such")
+    local = make_transport(Device("here", workdir=str(tmp_path)))
+    with pytest.raises(DeviceUnreachableError, match="not installed or not on PATH") as missing:
+        local.run(["edgenas-no-such-program"])
+    assert isinstance(missing.value, ConnectionError)
+    with pytest.raises(DeviceTimeoutError, match="no answer within 0.5 s") as late:
+        local.run(["sleep", "30"], timeout=0.5)
+    assert isinstance(late.value, TimeoutError)
+    with pytest.raises(DeviceCommandError) as failed:
+        local.run(["sh", "-c", "echo broken >&2; exit 3"])
+    assert failed.value.returncode == 3 and "broken" in str(failed.value)
+    for kind in (DeviceConfigError, DeviceUnreachableError, DeviceTimeoutError, DeviceCommandError):
+        assert issubclass(kind, DeviceError)
 
 
 def test_adb_transport_with_a_stand_in_adb(tmp_path):
