@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from edgenas import __version__
-from edgenas.cli import devices, export, profile, report, search, spaces, tables
+from edgenas.cli import devices, export, profile, report, search, spaces, supernet, tables
 from edgenas.errors import EdgenasError
 
 DESCRIPTION = "Hardware-aware multi-objective neural architecture search for edge devices."
@@ -45,6 +45,11 @@ examples:
   edgenas arch export ARCH --out m.onnx     build it (untrained) and export it to ONNX, checked
                                             against torch in ONNX Runtime
 
+  edgenas supernet train --data digits --space small --resolution 8 --out sn
+                                            train once (weight sharing); then search any device:
+  edgenas search --supernet sn --space small --device local-litert --precision fp32 --budget 1000
+  edgenas arch train ARCH --space small     train one architecture stand-alone (default recipe)
+
   edgenas export runs/RUN                   int8 ONNX (and --formats tflite) bundles of the front
   edgenas deploy BUNDLE --device D          copy a bundle to a device and run its checks there
   edgenas verify BUNDLE --device D          measured vs predicted latency on the device
@@ -67,6 +72,7 @@ COMMANDS = (
     ("profile", profile, "profile"), ("search", search, "search"), ("problems", search, "problems"),
     ("report", report, "report"), ("front", search, "front"), ("export", export, "exp"),
     ("deploy", export, "deploy"), ("verify", export, "verify"), ("tables", tables, "tables"),
+    ("supernet", supernet, "supernet"),
 )
 
 

@@ -14,6 +14,7 @@ from edgenas.cli.common import (
     _positive,
     _space,
 )
+from edgenas.errors import ArchitectureError
 
 
 def add_spaces_command(sub) -> None:
@@ -67,6 +68,15 @@ def add_arch_command(sub) -> None:
     ashow.add_argument("--precision", choices=["int8", "fp32"], default="int8", help="deployed precision (default: int8)")
     ashow.add_argument("--json", action="store_true", help="print one JSON object")
 
+    train = arch_sub.add_parser("train", help="train one architecture stand-alone with the default search recipe")
+    train.add_argument("arch", help="architecture string (its resolution is used)")
+    train.add_argument("--space", default="small", help="preset name or .yaml/.toml file (default: small)")
+    train.add_argument("--data", default="digits", help="digits, npz:FILE, imagefolder:DIR or cifar10:DIR")
+    train.add_argument("--epochs", type=int, help="training epochs, at least (default: the search's, raised by its "
+                                                   "minimum of steps)")
+    train.add_argument("--seed", type=int, default=0, help="seed (a search's with the same seed trains alike)")
+    train.add_argument("--json", action="store_true", help="print one JSON object")
+
     export = arch_sub.add_parser(
         "export", help="build an (untrained) architecture and export it to ONNX, checked in ONNX Runtime"
     )
@@ -78,6 +88,20 @@ def add_arch_command(sub) -> None:
 
 
 def cmd_arch(args: argparse.Namespace) -> int:
+    if args.action == "train":
+        from edgenas.search.evaluators import train_architecture
+
+        result = train_architecture(args.arch, args.space, args.data, args.epochs and _positive("--epochs", args.epochs),
+                                    args.seed)
+        if result.status != "ok":
+            raise ArchitectureError(f"training {args.arch} failed: {result.reason}")
+        if args.json:
+            print(json.dumps({"arch": args.arch, "accuracy": result.accuracy, "epochs": result.epochs,
+                              "steps": result.steps, "train_seconds": round(result.train_seconds, 2)}))
+        else:
+            print(f"{args.arch}: accuracy {100 * result.accuracy:.2f}% after {result.epochs} epochs ({result.steps} "
+                  f"steps, {result.train_seconds:.1f} s)")
+        return 0
     space = _space(args)
     if args.action == "sample":
         rng = np.random.default_rng(args.seed)

@@ -148,7 +148,8 @@ def _load_context(run_dir: Path, resolved: dict) -> _RunContext:
     space_dict = {k: v for k, v in resolved["space"].items() if k != "fingerprint"}
     space = space_from_dict(space_dict, source=f"{run_dir}/config.json")
     data = load_data(config["data"]).resized(max(space.resolutions))
-    split = data.split(config["val_fraction"], config["seed"])
+    saved_split = resolved.get("data", {}).get("split") or {}  # the split the search measured on
+    split = data.split(saved_split.get("val_fraction", config["val_fraction"]), saved_split.get("seed", config["seed"]))
     train, val = split.normalised("train"), split.normalised("val")
     rng = np.random.default_rng(config["seed"])
     calibration = train[0][rng.choice(len(train[1]), size=min(128, len(train[1])), replace=False)]
@@ -247,6 +248,11 @@ def _member_model(ctx: _RunContext, ev, arch, report: MemberReport, max_drop_pct
     if path is not None and path.is_file():
         model = build_model(space, arch, data.num_classes, data.in_channels)
         model.load_state_dict(load_weights(path))
+    elif ctx.resolved["config"].get("supernet"):  # a supernet search: the subnet's weights, as measured
+        from edgenas.nn.supernet import load_supernet
+
+        model = load_supernet(ctx.resolved["config"]["supernet"], ctx.resolved["config"]["data"]).model(arch)
+        report.notes.append(f"weights of the subnet of supernet {ctx.resolved['config']['supernet']}")
     else:  # the search's recipe, seed and thread count, from scratch with all the epochs its lineage had
         config = SearchConfig.from_saved(ctx.resolved["config"])
         seed = ev.seed or 0

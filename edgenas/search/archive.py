@@ -172,6 +172,13 @@ class Archive:
         self.db.commit()
         return Evaluation(**{**ev.__dict__, "id": cur.lastrowid})
 
+    def set_weights(self, evaluation_id: int, weights: str, train_seconds: float, epochs: int) -> None:
+        """Record weights trained later for an evaluation (a front member fine-tuned after a supernet search): its
+        weights file, and the training time and epochs that went into them."""
+        self.db.execute("UPDATE evaluations SET weights = ?, train_seconds = train_seconds + ?, epochs = ? WHERE id = ?",
+                        (weights, float(train_seconds), int(epochs), int(evaluation_id)))
+        self.db.commit()
+
     @property
     def _select(self) -> str:
         extra = ", ".join(c if c in self._columns else "0" for c in _ADDED_COLUMNS)

@@ -55,6 +55,12 @@ class SearchConfig:
               "latency (objectives error,latency; see: edgenas problems list)", metavar="nb201:DATASET:DEVICE")
     problem_data: str | None = setting(
         None, "another benchmark file of the same layout (default: the shipped nb201_hw.json.gz)", metavar="FILE")
+    supernet: str | None = setting(
+        None, "a trained supernet folder (edgenas supernet train): each candidate's accuracy is its subnet's, measured "
+              "in a forward pass, no training (budgets in the thousands)", metavar="DIR")
+    finetune_front: int = setting(0, "with --supernet: after the search, fine-tune each front member from its "
+                                     "supernet weights for this many epochs (export then ships those weights)",
+                                  metavar="EPOCHS", identity=False)
     space: str = setting("small", "preset or .yaml/.toml file")
     resolution: int | None = setting(None, "input resolution (default: the data's image size, at most the space's "
                                            "largest)")
@@ -140,6 +146,10 @@ class SearchConfig:
         if min(self.budget, self.workers, self.epochs, self.finetune_epochs) < 1 or self.resolved().population < 2:
             raise SearchError("--budget, --epochs, --finetune-epochs and --workers must be at least 1, --population at "
                               "least 2")
+        if self.finetune_front < 0 or (self.finetune_front and not self.supernet):
+            raise SearchError("--finetune-front takes a number of epochs >= 0, and only with --supernet")
+        if self.supernet and self.problem:
+            raise SearchError("--supernet and --problem are two accuracy sources; give one")
         if self.min_steps < 0 or self.batch_size < 2:
             raise SearchError("--min-steps must be 0 or more and --batch-size at least 2")
         if self.time_budget_min is not None and not self.time_budget_min > 0:

@@ -13,7 +13,7 @@ from edgenas.search.config import SearchConfig
 from edgenas.search.executors import make_executor
 from edgenas.search.runs import weights_path
 
-__all__ = ["Evaluator", "TabularEvaluator", "TrainingEvaluator"]
+__all__ = ["Evaluator", "SupernetEvaluator", "train_architecture", "TabularEvaluator", "TrainingEvaluator"]
 
 
 class Evaluator:
@@ -141,3 +141,79 @@ def _train_task(arch_text: str, seed: int, epochs: int | None, parent_text: str 
         weights = f"weights/{name}"
     return {"status": result.status, "accuracy": result.accuracy, "train_seconds": result.train_seconds,
             "epochs": result.epochs, "steps": result.steps, "reason": result.reason, "weights": weights}
+
+
+class SupernetEvaluator(Evaluator):
+    """A trained supernet: each evaluation is the subnet's validation accuracy after BatchNorm recalibration
+    (:mod:`edgenas.nn.supernet`), in worker processes that each load the supernet once."""
+
+    def __init__(self, config: SearchConfig, majority_rate: float, n_val: int) -> None:
+        self.config, self.majority_rate, self.n_val = config, majority_rate, n_val
+        self.executor = None
+
+    def open(self, run_dir: Path) -> None:
+        workers, threads = self.config.worker_threads()
+        self.executor = make_executor(_supernet_task, workers, _init_supernet_worker,
+                                      (self.config.supernet, self.config.data, threads))
+
+    def run(self, jobs, archive: Archive):
+        for job, r in self.executor.run([(job, (job[1],)) for job in jobs]):
+            yield job, {**r, "seed": 0, "at_chance": at_chance(r["accuracy"], self.majority_rate, self.n_val)}
+
+    def close(self) -> None:
+        if self.executor is not None:
+            self.executor.close()
+
+
+_SUPERNET: dict = {}
+
+
+def _init_supernet_worker(folder: str, data_spec: str, threads: int) -> None:
+    import torch
+
+    from edgenas.nn.supernet import load_supernet
+
+    torch.set_num_threads(threads)
+    _SUPERNET["net"] = load_supernet(folder, data_spec)
+
+
+def _supernet_task(arch_text: str) -> dict:
+    import time
+
+    net = _SUPERNET["net"]
+    started = time.perf_counter()
+    try:
+        accuracy = net.accuracy(net.space.parse(arch_text))
+    except Exception as exc:  # noqa: BLE001 - recorded as a failed candidate, the search goes on
+        return {"status": "failed", "accuracy": None, "train_seconds": time.perf_counter() - started, "epochs": 0,
+                "steps": 0, "weights": None, "reason": f"{type(exc).__name__}: {exc}"}
+    return {"status": "ok", "accuracy": accuracy, "train_seconds": time.perf_counter() - started, "epochs": 0,
+            "steps": 0, "weights": None, "reason": ""}
+
+
+def train_architecture(arch_text: str, space_name: str = "small", data_spec: str = "digits",
+                       epochs: int | None = None, seed: int = 0):
+    """Train one architecture stand-alone with a search's default recipe (the training a search with ``seed``
+    gives it from scratch, on the same validation split); returns the :class:`~edgenas.nn.train.TrainResult`.
+    The architecture's resolution becomes the space's."""
+    import torch
+
+    from edgenas.nn.data import load_data
+    from edgenas.nn.model import build_model
+    from edgenas.nn.train import train_candidate
+    from edgenas.space.genome import Architecture
+    from edgenas.space.mbconv import get_space
+
+    config = SearchConfig(data=data_spec, space=space_name, seed=seed, **({"epochs": epochs} if epochs else {}))
+    config.validate()
+    arch = Architecture.parse(arch_text)
+    space = get_space(space_name).with_choices(resolutions=[arch.resolution])
+    arch = space.validate(arch)
+    data = load_data(data_spec).resized(arch.resolution)
+    split = data.split(config.val_fraction, config.seed)
+    budget = config.training_budget(len(split.train))
+    recipe = config.train_config(config.worker_threads()[1] * config.workers, budget, data.in_channels)
+    seed_ = _training_seed(str(arch), config.seed)
+    torch.manual_seed(seed_)
+    model = build_model(space, arch, data.num_classes, data.in_channels)
+    return train_candidate(model, split.normalised("train"), split.normalised("val"), recipe, seed_)

@@ -78,6 +78,8 @@ def run_search(
     with run:
         while run.step():
             pass
+        if run.config.supernet and run.config.finetune_front:
+            run.finetune_front(run.config.finetune_front)
     return run.result
 
 
@@ -227,6 +229,40 @@ class SearchRun:
             _refresh_report(self.run_dir, self.log)
             self._reported = time.monotonic()
         _show_progress(self._bar, archive, self.objectives)
+
+    def finetune_front(self, epochs: int) -> list[tuple[str, float, float]]:
+        """Fine-tune each member of the front from its supernet weights for ``epochs`` epochs with the run's recipe,
+        and record the weights (export ships them).  The search's accuracy (the subnet's) stays what it measured;
+        returns (architecture, supernet accuracy, fine-tuned accuracy) per member, also logged."""
+        from dataclasses import replace
+
+        from edgenas.nn.supernet import load_supernet
+        from edgenas.nn.train import save_weights, train_candidate
+        from edgenas.search.evaluators import _training_seed
+
+        if self.archive is None:
+            raise SearchError("open the search run first: with SearchRun(config) as run: run.finetune_front(n)")
+        supernet = load_supernet(self.config.supernet, self.config.data)
+        front = pareto_front(self.archive.all(), self.objectives)
+        out = []
+        for ev in front:
+            arch = supernet.space.parse(ev.arch)
+            train, val = supernet.data.train[arch.resolution], supernet.data.val[arch.resolution]
+            budget = self.config.training_budget(len(train[1]))
+            recipe = replace(self.config.train_config(self.config.worker_threads()[1] * self.config.workers, budget,
+                                                      supernet.net.in_channels), epochs=epochs)
+            seed = _training_seed(ev.arch, self.config.seed)
+            result = train_candidate(supernet.model(arch), train, val, recipe, seed)
+            if result.status != "ok":
+                self.log(f"fine-tuning {ev.arch} failed: {result.reason}")
+                continue
+            name = f"weights/finetuned-{ev.id}.safetensors"
+            save_weights(result.state, self.run_dir / name)
+            self.archive.set_weights(ev.id, name, result.train_seconds, epochs)
+            self.log(f"fine-tuned {ev.arch} for {epochs} epoch(s): accuracy {100 * ev.accuracy:.2f}% (supernet) -> "
+                     f"{100 * result.accuracy:.2f}%")
+            out.append((ev.arch, ev.accuracy, result.accuracy))
+        return out
 
     def close(self) -> SearchResult | None:
         """End the run: stop the accuracy source, write the final front, outputs and report, release the folder.

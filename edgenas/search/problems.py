@@ -14,7 +14,7 @@ from edgenas.errors import SearchError
 from edgenas.nn.data import PREPROCESSING
 from edgenas.search.archive import Archive
 from edgenas.search.config import SearchConfig
-from edgenas.search.evaluators import Evaluator, TabularEvaluator, TrainingEvaluator
+from edgenas.search.evaluators import Evaluator, SupernetEvaluator, TabularEvaluator, TrainingEvaluator
 from edgenas.search.objectives import Constraints, HardwareModel, Objective
 from edgenas.search.strategies.base import WORST_ERROR_PCT
 from edgenas.space.cost import Precision
@@ -56,14 +56,20 @@ def _trained_setup(config: SearchConfig, objectives, constraints: Constraints, p
     for note in data.notes:
         log(note)
     space = get_space(config.space)
+    supernet = _supernet_space(config, space) if config.supernet else None
     # A search trains at one input resolution: --resolution, or the data's own image size up to the space's largest.
     resolution = config.resolution or min(data.resolution, max(space.resolutions))
-    if config.resolution is None and resolution < data.resolution:
+    if supernet is not None:
+        space, resolution = supernet[1], max(supernet[1].resolutions)
+    elif config.resolution is None and resolution < data.resolution:
         log(f"images are {data.resolution}x{data.resolution}: resized to {resolution}x{resolution}, the largest "
             f"resolution of space '{space.name}' (choose another with --resolution)")
-    space = space.with_choices(resolutions=[resolution])
+    space = space if supernet is not None else space.with_choices(resolutions=[resolution])
     data = data.resized(resolution)
-    split = data.split(config.val_fraction, config.seed)
+    # A supernet is measured on its own validation split (the images it never trained on).
+    split_fraction, split_seed = ((supernet[0]["recipe"]["val_fraction"], supernet[0]["recipe"]["seed"])
+                                  if supernet is not None else (config.val_fraction, config.seed))
+    split = data.split(split_fraction, split_seed)
     device = get_device(config.device)
     table = resolve_table(device, space, precision, data.in_channels, data.num_classes, config.table, log)
     table.check_device(device)
@@ -86,11 +92,33 @@ def _trained_setup(config: SearchConfig, objectives, constraints: Constraints, p
             "name": data.name, "images": int(len(data.y)), "classes": list(data.classes), "in_channels": data.in_channels,
             "resolution": max(space.resolutions), "train": int(len(split.train)), "val": int(len(split.val)),
             "mean": split.mean.tolist(), "std": split.std.tolist(), "majority_rate": data.majority_rate,
-            "preprocessing": PREPROCESSING},
+            "preprocessing": PREPROCESSING, "split": {"val_fraction": split_fraction, "seed": split_seed}},
         "training": {**budget.to_dict(), "augment": config.augment, "flip": data.in_channels == 3},
     }
     table_meta = {"path": str(table.path), "sha256": table.measurements_hash, "drift": drift}
+    if supernet is not None:
+        log(f"supernet {config.supernet}: every evaluation is a subnet's accuracy, no training")
+        resolved["supernet"] = {"path": str(config.supernet), "epochs": supernet[0]["recipe"]["epochs"],
+                                "seconds": supernet[0].get("seconds")}
+        return RunSetup(space, hardware, SupernetEvaluator(config, data.majority_rate, len(split.val)), resolved,
+                        table_meta, unit="subnet")
     return RunSetup(space, hardware, TrainingEvaluator(config, space, split, data, budget), resolved, table_meta)
+
+
+def _supernet_space(config: SearchConfig, space):
+    """(metadata, space) of the run's supernet, checked against the run's data and space."""
+    from edgenas.nn.supernet import read_supernet
+
+    meta, sn_space = read_supernet(config.supernet)
+    if meta["data"] != config.data:
+        raise SearchError(f"the supernet in {config.supernet} was trained on --data {meta['data']}, not "
+                          f"{config.data}; search with --data {meta['data']}")
+    if space.with_choices(resolutions=sn_space.resolutions).fingerprint != sn_space.fingerprint or (
+            config.resolution is not None and [config.resolution] != list(sn_space.resolutions)):
+        raise SearchError(f"the supernet in {config.supernet} holds space '{sn_space.name}' at resolution(s) "
+                          f"{', '.join(map(str, sn_space.resolutions))}; search it with --space {sn_space.name} and "
+                          "no other --resolution")
+    return meta, sn_space
 
 
 def _tabular_setup(config: SearchConfig, objectives, constraints: Constraints, resumed_archive: Path | None,
