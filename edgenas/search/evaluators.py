@@ -4,6 +4,7 @@ strategies never know which one answers."""
 
 from __future__ import annotations
 
+import os
 import zlib
 from pathlib import Path
 
@@ -212,7 +213,7 @@ def train_architecture(arch_text: str, space_name: str = "small", data_spec: str
     data = load_data(data_spec).resized(arch.resolution)
     split = data.split(config.val_fraction, config.seed)
     budget = config.training_budget(len(split.train))
-    recipe = config.train_config(config.worker_threads()[1] * config.workers, budget, data.in_channels)
+    recipe = config.train_config(os.cpu_count() or 1, budget, data.in_channels)  # one network: every core
     seed_ = _training_seed(str(arch), config.seed)
     torch.manual_seed(seed_)
     model = build_model(space, arch, data.num_classes, data.in_channels)

@@ -19,6 +19,7 @@ without training anything twice.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -249,7 +250,7 @@ class SearchRun:
             arch = supernet.space.parse(ev.arch)
             train, val = supernet.data.train[arch.resolution], supernet.data.val[arch.resolution]
             budget = self.config.training_budget(len(train[1]))
-            recipe = replace(self.config.train_config(self.config.worker_threads()[1] * self.config.workers, budget,
+            recipe = replace(self.config.train_config(os.cpu_count() or 1, budget,
                                                       supernet.net.in_channels), epochs=epochs)
             seed = _training_seed(ev.arch, self.config.seed)
             result = train_candidate(supernet.model(arch), train, val, recipe, seed)
