@@ -127,6 +127,14 @@ class _RunContext:
     evaluations: list = field(default_factory=list)
     predictor: object = None  # the run's table recalibrated now (drift check), else None
     drift: dict | None = None
+    supernet: object = None  # a supernet run's LoadedSupernet, loaded on first use (once for every member)
+
+    def loaded_supernet(self):
+        if self.supernet is None:
+            from edgenas.nn.supernet import load_supernet
+
+            self.supernet = load_supernet(self.resolved["config"]["supernet"], self.resolved["config"]["data"])
+        return self.supernet
 
 
 def _lineage_epochs(evaluations, ev) -> int:
@@ -249,9 +257,7 @@ def _member_model(ctx: _RunContext, ev, arch, report: MemberReport, max_drop_pct
         model = build_model(space, arch, data.num_classes, data.in_channels)
         model.load_state_dict(load_weights(path))
     elif ctx.resolved["config"].get("supernet"):  # a supernet search: the subnet's weights, as measured
-        from edgenas.nn.supernet import load_supernet
-
-        model = load_supernet(ctx.resolved["config"]["supernet"], ctx.resolved["config"]["data"]).model(arch)
+        model = ctx.loaded_supernet().model(arch)
         report.notes.append(f"weights of the subnet of supernet {ctx.resolved['config']['supernet']}")
     else:  # the search's recipe, seed and thread count, from scratch with all the epochs its lineage had
         config = SearchConfig.from_saved(ctx.resolved["config"])

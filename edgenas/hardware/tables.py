@@ -148,7 +148,7 @@ class Calibration:
     def to_dict(self) -> dict[str, Any]:
         return {"latency_scale": self.latency_scale, "overhead_ms": self.overhead_ms,
                 "energy_scale": self.energy_scale, "method": self.method, "history": list(self.history),
-                "networks": list(self.networks), **({"recalibrated": self.recalibrated} if self.recalibrated else {}),
+                "networks": list(self.networks), "recalibrated": self.recalibrated,
                 **self.extra}
 
     @classmethod

@@ -15,8 +15,9 @@ the labels, and the smallest and ``random_subnets`` random subnets on the larges
 gradients of all of them make one optimizer step.  It is deterministic under the seed on the CPU (data order and
 subnet draws are seeded per epoch), and it resumes after a kill from the last finished epoch.
 
-A subnet is measured by :func:`subnet_model`: its weights sliced into an ordinary :class:`EdgeNet` (the same model
-export uses), BatchNorm statistics recalibrated on a fixed set of training images, then validation accuracy.
+A subnet is measured by :meth:`LoadedSupernet.accuracy`: its BatchNorm statistics re-estimated on a fixed batch of
+training images, then validation accuracy in the supernet's own forward pass.  :meth:`LoadedSupernet.model` gives
+the same subnet, with the same statistics, as an ordinary :class:`EdgeNet` (what fine-tuning and export use).
 
 Saved as ``DIR/supernet.safetensors`` (weights) and ``DIR/supernet.json`` (space definition and fingerprint, data,
 normalisation, recipe, progress); ``DIR/checkpoint-EPOCH.safetensors`` holds the state to resume from while it
@@ -45,7 +46,7 @@ from edgenas.space.genome import Architecture, Block
 from edgenas.space.mbconv import SearchSpace, space_from_dict
 from edgenas.space.ops import OpKey, decompose
 
-__all__ = ["Supernet", "SupernetConfig", "LoadedSupernet", "load_supernet", "read_supernet", "recalibrate_bn", "train_supernet"]
+__all__ = ["Supernet", "SupernetConfig", "LoadedSupernet", "load_supernet", "read_supernet", "train_supernet"]
 
 FORMAT = "edgenas-supernet"
 FORMAT_VERSION = 1
@@ -189,7 +190,7 @@ class Supernet(nn.Module):
     @torch.no_grad()
     def subnet(self, arch: Architecture) -> EdgeNet:
         """An ordinary :class:`EdgeNet` of ``arch`` holding the supernet's weights for it (BatchNorm statistics
-        still the supernet's: see :func:`recalibrate_bn`)."""
+        still the supernet's: :meth:`LoadedSupernet.model` recalibrates them first)."""
         self.space.validate(arch)
         model = build_model(self.space, arch, self.num_classes, self.in_channels)
         keys = self.keys(arch)
@@ -223,23 +224,6 @@ def _extreme(space: SearchSpace, pick) -> Architecture:
     stages = tuple(tuple(Block(pick(st.kernels), pick(st.expansions)) for _ in range(pick(st.depths)))
                    for st in space.stages)
     return space.validate(Architecture(pick(space.resolutions), pick(space.widths), stages))
-
-
-@torch.no_grad()
-def recalibrate_bn(model: nn.Module, images: np.ndarray, batch_size: int = 128) -> nn.Module:
-    """Reset every BatchNorm's statistics and re-estimate them (cumulative averages) on ``images``; eval mode."""
-    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-    for bn in bns:
-        bn.reset_running_stats()
-        bn.momentum = None
-    model.train()
-    x = torch.from_numpy(images)
-    for start in range(0, len(x), batch_size):
-        if len(x[start : start + batch_size]) >= 2:
-            model(x[start : start + batch_size])
-    for bn in bns:
-        bn.momentum = 0.1
-    return model.eval()
 
 
 # -------------------------------------------------------------------- the data
@@ -322,7 +306,7 @@ def train_supernet(space: SearchSpace, data_spec: str, out: str | Path, config: 
     r_max = max(space.resolutions)
     per_epoch = steps_per_epoch(len(data.train[r_max][1]), config.batch_size)
     total = per_epoch * config.epochs
-    seconds = float(_read_meta(meta_path).get("seconds", 0.0)) if meta_path.is_file() else 0.0
+    seconds = float(saved.get("seconds", 0.0)) if start_epoch else 0.0
     bar = _bar(config.epochs, start_epoch, progress)
     try:
         for epoch in range(start_epoch, config.epochs):
@@ -457,10 +441,6 @@ class LoadedSupernet:
             logits = self.net(self._input(x[start : start + 512]), arch)
             correct += int((logits.argmax(1).numpy() == y[start : start + 512]).sum())
         return correct / len(y)
-
-    @property
-    def val_images(self) -> int:
-        return len(next(iter(self.data.val.values()))[1])
 
 
 def read_supernet(folder: str | Path) -> tuple[dict, SearchSpace]:

@@ -183,15 +183,16 @@ class SearchRun:
         before = archive.totals()
         if before["trained"] >= config.budget:
             return self._stop()
-        out_of_time = f"stopped by the time budget of {config.time_budget_min or 0:g} min"
-        if config.time_budget_min is not None and self.elapsed() >= 60 * config.time_budget_min:
+        # The time budget as a deadline on the monotonic clock (the minutes of earlier sessions count).
+        deadline = (self._started - self._elapsed_before + 60 * config.time_budget_min
+                    if config.time_budget_min is not None else None)
+        out_of_time = f"stopped by the time budget of {config.time_budget_min:g} min" if deadline is not None else ""
+        if deadline is not None and time.monotonic() >= deadline:
             return self._stop(out_of_time)
         candidates = strategy.ask()
         evaluations, jobs, known, G = _triage(candidates, archive, self.setup.hardware, self.constraints,
                                               strategy.name)
         jobs = jobs[:config.budget - before["trained"]]  # a budget ending inside this batch: what it allows, then stop
-        deadline = (self._started - self._elapsed_before + 60 * config.time_budget_min
-                    if config.time_budget_min is not None else None)
         fresh, late = _evaluate(self.setup.evaluator, jobs, archive, evaluations, G, strategy.name, self._bar,
                                 deadline)
         if late:

@@ -82,7 +82,7 @@ def _trained_setup(config: SearchConfig, objectives, constraints: Constraints, p
     predictor = Predictor(table, space, data.in_channels, data.num_classes, precision=precision, index=index)
     hardware = HardwareModel(space, data.in_channels, data.num_classes, precision, predictor, constraints)
     budget = config.training_budget(len(split.train))
-    if budget.epochs > config.epochs or budget.batch_size < config.batch_size:
+    if supernet is None and (budget.epochs > config.epochs or budget.batch_size < config.batch_size):
         log(f"{len(split.train)} training images: batch {budget.batch_size}, {budget.epochs} epochs "
             f"({budget.steps(budget.epochs)} steps) per network trained from scratch, so that each takes at least "
             f"--min-steps {config.min_steps}")

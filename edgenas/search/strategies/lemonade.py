@@ -125,11 +125,12 @@ class Lemonade(Strategy):
         space = self.problem.space
         front = self.front()
         candidates = self._children(front) if front else []
-        if len(candidates) < self.batch:  # first generation, or no child left to make
-            X = cost_spread(self.problem, self.rng, self.batch - len(candidates)) if not self.evaluations else None
-            extra = ([space.decode(x) for x in X] if X is not None else
-                     self.problem.sample_feasible(self.rng, self.batch - len(candidates), self.seen,
-                                                  draw=20 * (self.batch - len(candidates)))[:self.batch - len(candidates)])
+        missing = self.batch - len(candidates)
+        if missing > 0:  # first generation, or no child left to make
+            if not self.evaluations:
+                extra = [space.decode(x) for x in cost_spread(self.problem, self.rng, missing)]
+            else:
+                extra = self.problem.sample_feasible(self.rng, missing, self.seen, draw=20 * missing)[:missing]
             for arch in extra:
                 if str(arch) not in self.seen:
                     self.seen.add(str(arch))
