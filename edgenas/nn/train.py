@@ -43,11 +43,13 @@ import torch
 from torch import nn
 
 __all__ = [
-    "AUGMENTATIONS", "TrainConfig", "TrainResult", "TrainingBudget", "at_chance", "evaluate_accuracy", "load_weights",
-    "save_weights", "train_candidate", "training_budget",
+    "AUGMENTATIONS", "TRAIN_DEVICES", "TrainConfig", "TrainResult", "TrainingBudget", "at_chance", "evaluate_accuracy",
+    "load_weights", "save_weights", "train_candidate", "training_budget", "training_device",
 ]
 
 AUGMENTATIONS = ("none", "light")
+#: Where a candidate trains: ``auto`` is CUDA where torch sees a GPU, else the CPU.
+TRAIN_DEVICES = ("auto", "cpu", "cuda")
 #: Light augmentation crops only images at least this wide.
 MIN_CROP_SIDE = 16
 
@@ -65,6 +67,7 @@ class TrainConfig:
     threads: int = 1
     augment: str = "none"  # "none" or "light" (random crop, plus a horizontal flip where ``flip``)
     flip: bool = False
+    device: str = "cpu"  # "cpu", "cuda" or "auto" (CUDA where torch sees a GPU): see :func:`training_device`
 
     def __post_init__(self) -> None:
         from edgenas.errors import SearchError
@@ -73,6 +76,8 @@ class TrainConfig:
             raise SearchError(f"optimizer must be sgd or adamw, got {self.optimizer!r}")
         if self.augment not in AUGMENTATIONS:
             raise SearchError(f"augment must be one of {', '.join(AUGMENTATIONS)}, got {self.augment!r}")
+        if self.device not in TRAIN_DEVICES:
+            raise SearchError(f"train device must be one of {', '.join(TRAIN_DEVICES)}, got {self.device!r}")
         if self.epochs < 0 or self.batch_size < 1 or not self.lr > 0 or not 0 <= self.label_smoothing < 1:
             raise SearchError("training needs epochs >= 0, batch size >= 1, lr > 0 and 0 <= label smoothing < 1")
 
@@ -86,6 +91,7 @@ class TrainResult:
     reason: str = ""
     state: dict[str, torch.Tensor] | None = field(default=None, repr=False)
     steps: int = 0
+    device: str = "cpu"  # where it trained ("cpu" or "cuda")
 
 
 @dataclass(frozen=True)
@@ -166,24 +172,41 @@ def _augment(xb: torch.Tensor, rng: np.random.Generator, flip: bool) -> torch.Te
     if min(h, w) >= MIN_CROP_SIDE:
         pad = min(h, w) // 8
         padded = F.pad(xb, (pad, pad, pad, pad), mode="reflect")
-        dy = torch.from_numpy(rng.integers(0, 2 * pad + 1, n))
-        dx = torch.from_numpy(rng.integers(0, 2 * pad + 1, n))
-        rows = (dy[:, None] + torch.arange(h)[None])[:, None, :, None]
-        cols = (dx[:, None] + torch.arange(w)[None])[:, None, None, :]
-        out = padded[torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols]
+        dev = xb.device
+        dy = torch.from_numpy(rng.integers(0, 2 * pad + 1, n)).to(dev)
+        dx = torch.from_numpy(rng.integers(0, 2 * pad + 1, n)).to(dev)
+        rows = (dy[:, None] + torch.arange(h, device=dev)[None])[:, None, :, None]
+        cols = (dx[:, None] + torch.arange(w, device=dev)[None])[:, None, None, :]
+        out = padded[torch.arange(n, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None],
+                     rows, cols]
     if flip:
-        mirror = torch.from_numpy(rng.random(n) < 0.5)
+        mirror = torch.from_numpy(rng.random(n) < 0.5).to(xb.device)
         out = torch.where(mirror[:, None, None, None], out.flip(3), out)
     return out
+
+
+def training_device(choice: str) -> str:
+    """The torch device a candidate trains on: ``cuda`` where asked for (or ``auto``) and torch sees a GPU, else
+    ``cpu``.  Asking for ``cuda`` where there is none raises :class:`~edgenas.errors.SearchError`."""
+    from edgenas.errors import SearchError
+
+    if choice == "cpu":
+        return "cpu"
+    available = torch.cuda.is_available()
+    if choice == "cuda" and not available:
+        raise SearchError("--train-device cuda, but torch sees no CUDA GPU here (this torch build: "
+                          f"{torch.__version__}); use --train-device auto or cpu")
+    return "cuda" if available else "cpu"
 
 
 @torch.no_grad()
 def evaluate_accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> float:
     model.eval()
     correct = 0
+    device = next(model.parameters()).device
     for start in range(0, len(y), batch_size):
-        logits = model(torch.from_numpy(x[start : start + batch_size]))
-        correct += int((logits.argmax(1).numpy() == y[start : start + batch_size]).sum())
+        logits = model(torch.from_numpy(x[start : start + batch_size]).to(device))
+        correct += int((logits.argmax(1).cpu().numpy() == y[start : start + batch_size]).sum())
     return correct / max(len(y), 1)
 
 
@@ -198,11 +221,14 @@ def train_candidate(
     """Train ``model`` on normalised ``train`` arrays and report top-1 on ``val``."""
     start = time.perf_counter()
     epoch = 0
+    device = "cpu"
     try:
+        device = training_device(config.device)
         torch.manual_seed(seed)
         torch.set_num_threads(config.threads)
         if init_state is not None:
             model.load_state_dict(init_state)
+        model.to(device)
         x, y = train
         rng = np.random.default_rng(seed)
         aug_rng = np.random.default_rng([seed, 1])
@@ -215,10 +241,10 @@ def train_candidate(
             opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5 * (1 + math.cos(math.pi * step / total)))
         loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+        xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
         for epoch in range(1, config.epochs + 1):
             model.train()
-            order = torch.from_numpy(rng.permutation(len(y)))
+            order = torch.from_numpy(rng.permutation(len(y))).to(device)
             for i in range(per_epoch):
                 batch = order[i * config.batch_size : (i + 1) * config.batch_size]
                 if len(batch) < 2:  # BatchNorm needs two samples
@@ -227,17 +253,19 @@ def train_candidate(
                 loss = loss_fn(model(xb), yt[batch])
                 if not torch.isfinite(loss):
                     return TrainResult("failed", None, time.perf_counter() - start, epoch,
-                                       f"loss became {loss.item()} in epoch {epoch}")
+                                       f"loss became {loss.item()} in epoch {epoch}", device=device)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 schedule.step()
         accuracy = evaluate_accuracy(model, *val)
     except Exception as exc:  # a candidate that cannot train is recorded, not fatal
-        return TrainResult("failed", None, time.perf_counter() - start, epoch, f"{type(exc).__name__}: {exc}")
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return TrainResult("failed", None, time.perf_counter() - start, epoch, f"{type(exc).__name__}: {exc}",
+                           device=device)
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    model.to("cpu")
     return TrainResult("ok", accuracy, time.perf_counter() - start, config.epochs, state=state,
-                       steps=per_epoch * config.epochs)
+                       steps=per_epoch * config.epochs, device=device)
 
 
 def save_weights(state: dict[str, torch.Tensor], path: str | Path) -> Path:

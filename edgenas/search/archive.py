@@ -86,6 +86,8 @@ class Evaluation:
     parent: str | None = None
     steps: int = 0  # optimizer steps of its training
     at_chance: bool = False  # validation accuracy within a binomial margin of the majority-class rate
+    attempts: int = 1  # times it was started: more than 1 where a worker or node was lost mid-training (Ray)
+    train_device: str = ""  # where it trained: "cpu" or "cuda" ("" for lookups and untrained candidates)
     id: int | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -97,8 +99,10 @@ class Evaluation:
         return self.status in (Status.OK, Status.FAILED)
 
 
-#: Columns added after the first release, with their definitions (older archives get them on open).
-_ADDED_COLUMNS = {"steps": "INTEGER NOT NULL DEFAULT 0", "at_chance": "INTEGER NOT NULL DEFAULT 0"}
+#: Columns added after the first release, with their definitions (older archives get them on open) and the value an
+#: older archive opened read-only reads for them.
+_ADDED_COLUMNS = {"steps": ("INTEGER NOT NULL DEFAULT 0", "0"), "at_chance": ("INTEGER NOT NULL DEFAULT 0", "0"),
+                  "attempts": ("INTEGER NOT NULL DEFAULT 1", "1"), "train_device": ("TEXT NOT NULL DEFAULT ''", "''")}
 
 
 class Archive:
@@ -122,7 +126,7 @@ class Archive:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
             columns = {r[1] for r in self.db.execute("PRAGMA table_info(evaluations)")}
-            for name, definition in _ADDED_COLUMNS.items():
+            for name, (definition, _) in _ADDED_COLUMNS.items():
                 if name not in columns:
                     self.db.execute(f"ALTER TABLE evaluations ADD COLUMN {name} {definition}")
             self.db.commit()
@@ -163,11 +167,11 @@ class Archive:
     def add(self, ev: Evaluation) -> Evaluation:
         cur = self.db.execute(
             "INSERT INTO evaluations (arch, status, reason, accuracy, objectives, violations, train_seconds, epochs,"
-            " seed, weights, strategy, parent, steps, at_chance, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-            " ?, ?, ?)",
+            " seed, weights, strategy, parent, steps, at_chance, attempts, train_device, created) VALUES (?, ?, ?, ?, ?,"
+            " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (ev.arch, ev.status.value, ev.reason, ev.accuracy, json.dumps(ev.objectives), json.dumps(list(ev.violations)),
              ev.train_seconds, ev.epochs, ev.seed, ev.weights, ev.strategy, ev.parent, ev.steps, int(ev.at_chance),
-             time.time()),
+             int(ev.attempts), ev.train_device, time.time()),
         )
         self.db.commit()
         return Evaluation(**{**ev.__dict__, "id": cur.lastrowid})
@@ -181,7 +185,7 @@ class Archive:
 
     @property
     def _select(self) -> str:
-        extra = ", ".join(c if c in self._columns else "0" for c in _ADDED_COLUMNS)
+        extra = ", ".join(c if c in self._columns else old for c, (_, old) in _ADDED_COLUMNS.items())
         return f"SELECT {_COLUMNS}, {extra} FROM evaluations"
 
     def get(self, arch: str) -> Evaluation | None:
@@ -224,5 +228,6 @@ def _row(r: tuple) -> Evaluation:
     return Evaluation(
         id=r[0], arch=r[1], status=r[2], reason=r[3], accuracy=r[4], objectives=json.loads(r[5]),
         violations=tuple(json.loads(r[6])), train_seconds=r[7], epochs=r[8], seed=r[9], weights=r[10],
-        strategy=r[11], parent=r[12], steps=int(r[13] or 0), at_chance=bool(r[14]),
+        strategy=r[11], parent=r[12], steps=int(r[13] or 0), at_chance=bool(r[14]), attempts=int(r[15] or 1),
+        train_device=r[16] or "",
     )

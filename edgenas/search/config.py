@@ -109,7 +109,20 @@ class SearchConfig:
         None, "re-time the table's anchor networks before the search (seconds) and predict with the refitted "
               "calibration; warns beyond +-10%% drift (default: on for local devices, off for remote ones)",
         identity=False, kind=bool)
-    workers: int = setting(2, "training processes", identity=False)
+    workers: int = setting(2, "training processes (local executor)", identity=False)
+    threads: int | None = setting(None, "torch threads of each training (default: cores // --workers); with --executor "
+                                        "ray also the CPUs each task reserves", identity=False)
+    executor: str = setting("local", "where candidates train: local processes on this machine, or ray: tasks on a Ray "
+                                     "cluster (see --ray-address)", choices=("local", "ray"), identity=False)
+    ray_address: str | None = setting(None, "the Ray cluster of --executor ray: auto, HOST:PORT or ray://HOST:PORT "
+                                            "(default: RAY_ADDRESS, else Ray started on this machine)",
+                                      metavar="ADDRESS", identity=False)
+    mode: str = setting("generational", "generational: ask a generation, evaluate it all, tell it (seeded, "
+                                        "reproducible); steady: ask for a candidate whenever a worker frees up and "
+                                        "tell each result as it arrives (no worker waits for the slowest)",
+                        choices=("generational", "steady"), identity=False)
+    train_device: str = setting("auto", "where networks train: auto = CUDA where torch sees a GPU, else the CPU "
+                                        "(recorded per evaluation)", choices=("auto", "cpu", "cuda"), identity=False)
     seed: int = setting(0, "seed of the strategy, the split and every training")
     run_dir: str | None = setting(None, "run folder (default: runs/<time>-<data>-<strategy>-s<seed>)", identity=False)
 
@@ -143,6 +156,10 @@ class SearchConfig:
         """Every setting checked before anything is written (a refused setting leaves no run folder behind)."""
         from edgenas.search.strategies import get_strategy as _known_strategy
 
+        if self.threads is not None and self.threads < 1:
+            raise SearchError("--threads must be at least 1")
+        if self.ray_address and self.executor != "ray":
+            raise SearchError("--ray-address is for --executor ray; add --executor ray")
         if min(self.budget, self.workers, self.epochs, self.finetune_epochs) < 1 or self.resolved().population < 2:
             raise SearchError("--budget, --epochs, --finetune-epochs and --workers must be at least 1, --population at "
                               "least 2")
@@ -177,10 +194,19 @@ class SearchConfig:
         return objectives, self.constraints(), precision
 
     def worker_threads(self) -> tuple[int, int]:
-        """(training processes, torch threads each) on this machine: the cores shared among the workers."""
+        """(training processes, torch threads each) on this machine: the cores shared among the workers (``--threads``
+        where given)."""
         cores = os.cpu_count() or 1
         workers = min(self.workers, cores)
-        return workers, max(1, cores // workers)
+        return workers, self.threads or max(1, cores // workers)
+
+    def executor_settings(self):
+        """Where the run's candidates are evaluated (:class:`~edgenas.search.executors.ExecutorSettings`)."""
+        from edgenas.search.executors import ExecutorSettings
+
+        workers, threads = self.worker_threads()
+        gpus = 1.0 if self.train_device == "cuda" else 0.0 if self.train_device == "cpu" else None
+        return ExecutorSettings(self.executor, workers, threads, self.ray_address, gpus)
 
     def strategy_settings(self) -> StrategySettings:
         targets = tuple((name, value) for name, value in (
@@ -199,4 +225,4 @@ class SearchConfig:
         """The recipe of a from-scratch candidate; a horizontal flip only for RGB data (never for digits, text)."""
         return TrainConfig(epochs=budget.epochs, batch_size=budget.batch_size, optimizer=self.optimizer, lr=self.lr,
                            label_smoothing=self.label_smoothing, threads=threads, augment=self.augment,
-                           flip=in_channels == 3)
+                           flip=in_channels == 3, device=self.train_device)

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import os
 import zlib
+from collections import deque
 from pathlib import Path
 
-from edgenas.nn.train import TrainConfig, TrainingBudget, at_chance
+from edgenas.nn.train import TrainConfig, TrainingBudget, at_chance, training_device
 from edgenas.search.archive import Archive
 from edgenas.search.config import SearchConfig
-from edgenas.search.executors import make_executor
+from edgenas.search.executors import TaskLost, make_executor
 from edgenas.search.runs import weights_path
 
 __all__ = ["Evaluator", "SupernetEvaluator", "train_architecture", "TabularEvaluator", "TrainingEvaluator"]
@@ -20,59 +21,110 @@ __all__ = ["Evaluator", "SupernetEvaluator", "train_architecture", "TabularEvalu
 class Evaluator:
     """The accuracy source of a search: turns feasible new candidates into results, recorded as each finishes.
 
-    ``run(jobs, archive)`` takes ``(i, arch_text, hardware_values, candidate)`` jobs and yields ``(job, result)``
-    with ``result`` holding ``status``, ``accuracy`` (0..1 or None), ``train_seconds``, ``epochs``, ``steps``,
-    ``seed``, ``weights``, ``reason`` and ``at_chance``.  Strategies never know which source answers.
+    ``submit(job, archive)`` starts a job ``(i, arch_text, hardware_values, candidate)``; ``wait()`` returns the next
+    finished one as ``(job, result)`` with ``result`` holding ``status``, ``accuracy`` (0..1 or None),
+    ``train_seconds``, ``epochs``, ``steps``, ``seed``, ``weights``, ``reason``, ``at_chance``, ``attempts`` and
+    ``train_device``; ``slots`` jobs run at once.  ``run(jobs, archive)`` is a batch of them (a generation).
+    Strategies never know which source answers.
     """
 
     majority_rate = 0.0
+    slots = 1
 
     def open(self, run_dir: Path) -> None:  # noqa: B027 - optional hook
         pass
 
-    def run(self, jobs, archive: Archive):  # pragma: no cover - interface
+    def submit(self, job, archive: Archive) -> None:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def wait(self):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    @property
+    def pending(self) -> int:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def run(self, jobs, archive: Archive):
+        """Submit every job; yield ``(job, result)`` for each as it finishes."""
+        for job in jobs:
+            self.submit(job, archive)
+        while self.pending:
+            yield self.wait()
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
 
 
-class TrainingEvaluator(Evaluator):
-    """Training in worker processes: from scratch with the run's recipe, or fine-tuned from a parent's weights."""
+def _lost(r) -> dict:
+    """The result of a task its executor could not complete (worker or node lost on every attempt)."""
+    return {"status": "failed", "accuracy": None, "train_seconds": 0.0, "epochs": 0, "steps": 0, "weights": None,
+            "reason": f"not evaluated: {r.reason}", "train_device": ""}
 
-    def __init__(self, config: SearchConfig, space, split, data, budget: TrainingBudget) -> None:
-        self.config, self.space, self.split, self.data, self.budget = config, space, split, data, budget
-        self.majority_rate = data.majority_rate
-        self.executor = None
 
-    def open(self, run_dir: Path) -> None:
-        workers, threads = self.config.worker_threads()
-        self.run_dir = run_dir
-        train_config = self.config.train_config(threads, self.budget, self.data.in_channels)
-        init_args = (self.space.to_dict(), (self.split.normalised("train"), self.split.normalised("val")),
-                     train_config, self.data.in_channels, self.data.num_classes, str(run_dir.resolve()))
-        self.executor = make_executor(_train_task, workers, _init_worker, init_args)
+class _ExecutorEvaluator(Evaluator):
+    """An accuracy source whose jobs are tasks of an executor (:mod:`edgenas.search.executors`)."""
 
-    def run(self, jobs, archive: Archive):
-        tasks = []
-        for job in jobs:
-            _, text, _, cand = job
-            seed = _training_seed(text, self.config.seed)
-            parent = archive.get(cand.parent) if cand.parent else None
-            if parent is not None and parent.weights:  # inherit and fine-tune, with the minimum of steps
-                epochs = self.budget.finetune(cand.epochs if cand.epochs is not None else self.config.finetune_epochs)
-                args = (text, seed, epochs, parent.arch, str(weights_path(self.run_dir, parent.weights)))
-            else:  # from scratch, with the run's resolved epochs
-                args = (text, seed, None, None, None)
-            tasks.append(((job, seed), args))
-        n_val = len(self.split.val)
-        for (job, seed), r in self.executor.run(tasks):
-            yield job, {**r, "seed": seed, "steps": r.get("steps", 0),
-                        "at_chance": at_chance(r["accuracy"], self.majority_rate, n_val)}
+    executor = None
+
+    @property
+    def slots(self) -> int:
+        return self.executor.slots if self.executor is not None else 1
+
+    @property
+    def pending(self) -> int:
+        return self.executor.pending if self.executor is not None else 0
 
     def close(self) -> None:
         if self.executor is not None:
             self.executor.close()
+            self.executor = None
+
+
+class TrainingEvaluator(_ExecutorEvaluator):
+    """Training in worker processes (or Ray tasks): from scratch with the run's recipe, or fine-tuned from a
+    parent's weights.  Workers send trained weights back as safetensors bytes; this process writes them."""
+
+    def __init__(self, config: SearchConfig, space, split, data, budget: TrainingBudget) -> None:
+        self.config, self.space, self.split, self.data, self.budget = config, space, split, data, budget
+        self.majority_rate = data.majority_rate
+
+    def open(self, run_dir: Path) -> None:
+        settings = self.config.executor_settings()
+        if settings.kind == "local":
+            training_device(self.config.train_device)  # --train-device cuda without a GPU: refused before any training
+        self.run_dir = run_dir
+        train_config = self.config.train_config(settings.threads, self.budget, self.data.in_channels)
+        init_args = (self.space.to_dict(), (self.split.normalised("train"), self.split.normalised("val")),
+                     train_config, self.data.in_channels, self.data.num_classes)
+        self.executor = make_executor(_train_task, settings, _init_worker, init_args)
+
+    def submit(self, job, archive: Archive) -> None:
+        _, text, _, cand = job
+        seed = _training_seed(text, self.config.seed)
+        parent = archive.get(cand.parent) if cand.parent else None
+        if parent is not None and parent.weights:  # inherit and fine-tune, with the minimum of steps
+            epochs = self.budget.finetune(cand.epochs if cand.epochs is not None else self.config.finetune_epochs)
+            parent_bytes = weights_path(self.run_dir, parent.weights).read_bytes()
+            args = (text, seed, epochs, parent.arch, parent_bytes)
+        else:  # from scratch, with the run's resolved epochs
+            args = (text, seed, None, None, None)
+        self.executor.submit((job, seed), args)
+
+    def wait(self):
+        (job, seed), r, attempts = self.executor.wait()
+        r = _lost(r) if isinstance(r, TaskLost) else dict(r)
+        blob = r.pop("weights_bytes", None)
+        r["weights"] = None
+        if r["status"] == "ok" and blob is not None:
+            name = f"weights/{zlib.crc32(job[1].encode()):08x}-{seed}.safetensors"
+            path = weights_path(self.run_dir, name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_bytes(blob)
+            tmp.replace(path)
+            r["weights"] = name
+        return job, {**r, "seed": seed, "steps": r.get("steps", 0), "attempts": attempts,
+                     "at_chance": at_chance(r["accuracy"], self.majority_rate, len(self.split.val))}
 
 
 class TabularEvaluator(Evaluator):
@@ -80,13 +132,21 @@ class TabularEvaluator(Evaluator):
 
     def __init__(self, problem, space) -> None:
         self.problem, self.space = problem, space
+        self.queue: deque = deque()
 
-    def run(self, jobs, archive: Archive):
-        for job in jobs:
-            _, text, _, cand = job
-            error = float(self.problem.error_pct(self.space.encode(cand.arch)[None])[0])
-            yield job, {"status": "ok", "accuracy": (100.0 - error) / 100.0, "train_seconds": 0.0, "epochs": 0,
-                        "steps": 0, "seed": 0, "weights": None, "reason": "", "at_chance": False}
+    def submit(self, job, archive: Archive) -> None:
+        self.queue.append(job)
+
+    @property
+    def pending(self) -> int:
+        return len(self.queue)
+
+    def wait(self):
+        job = self.queue.popleft()
+        error = float(self.problem.error_pct(self.space.encode(job[3].arch)[None])[0])
+        return job, {"status": "ok", "accuracy": (100.0 - error) / 100.0, "train_seconds": 0.0, "epochs": 0,
+                     "steps": 0, "seed": 0, "weights": None, "reason": "", "at_chance": False, "attempts": 1,
+                     "train_device": ""}
 
 
 def _training_seed(arch_text: str, run_seed: int) -> int:
@@ -96,30 +156,30 @@ def _training_seed(arch_text: str, run_seed: int) -> int:
 _WORKER: dict = {}
 
 
-def _init_worker(space_dict: dict, data: tuple, train_config: TrainConfig, in_channels: int, num_classes: int,
-                 run_dir: str) -> None:
+def _init_worker(space_dict: dict, data: tuple, train_config: TrainConfig, in_channels: int,
+                 num_classes: int) -> None:
     import torch
 
     from edgenas.space.mbconv import space_from_dict
 
     torch.set_num_threads(train_config.threads)
     _WORKER.update(space=space_from_dict(space_dict), train=data[0], val=data[1], config=train_config,
-                   in_channels=in_channels, num_classes=num_classes, run_dir=Path(run_dir))
+                   in_channels=in_channels, num_classes=num_classes)
 
 
 def _train_task(arch_text: str, seed: int, epochs: int | None, parent_text: str | None,
-                parent_weights: str | None) -> dict:
-    """Train one candidate in a worker, from its parent's weights if given; weights go to the run's folder.
-
-    The returned weights path is relative to the run folder.
-    """
+                parent_weights: bytes | None) -> dict:
+    """Train one candidate in a worker, from its parent's weights (safetensors bytes) if given; the trained weights
+    come back as safetensors bytes (``weights_bytes``), for the search process to write."""
     from dataclasses import replace
 
     import torch
+    from safetensors.torch import load as load_bytes
+    from safetensors.torch import save as save_bytes
 
     from edgenas.nn.inherit import inherit_weights
     from edgenas.nn.model import build_model
-    from edgenas.nn.train import load_weights, save_weights, train_candidate
+    from edgenas.nn.train import train_candidate
 
     w = _WORKER
     arch = w["space"].parse(arch_text)
@@ -128,42 +188,42 @@ def _train_task(arch_text: str, seed: int, epochs: int | None, parent_text: str 
     if parent_text and parent_weights:
         try:
             parent = build_model(w["space"], w["space"].parse(parent_text), w["num_classes"], w["in_channels"])
-            parent.load_state_dict(load_weights(parent_weights))
+            parent.load_state_dict(load_bytes(parent_weights))
             inherit_weights(parent, model)
         except Exception as exc:  # noqa: BLE001 - recorded as a failed candidate, the search goes on
-            return {"status": "failed", "accuracy": None, "train_seconds": 0.0, "epochs": 0, "steps": 0, "weights": None,
+            return {"status": "failed", "accuracy": None, "train_seconds": 0.0, "epochs": 0, "steps": 0,
+                    "weights_bytes": None, "train_device": "",
                     "reason": f"inheriting weights from {parent_text}: {type(exc).__name__}: {exc}"}
     config = w["config"] if epochs is None else replace(w["config"], epochs=epochs)
     result = train_candidate(model, w["train"], w["val"], config, seed)
-    weights = None
+    blob = None
     if result.status == "ok" and result.state is not None:
-        name = f"{zlib.crc32(arch_text.encode()):08x}-{seed}.safetensors"
-        save_weights(result.state, w["run_dir"] / "weights" / name)
-        weights = f"weights/{name}"
+        blob = save_bytes({k: v.contiguous() for k, v in result.state.items()})
     return {"status": result.status, "accuracy": result.accuracy, "train_seconds": result.train_seconds,
-            "epochs": result.epochs, "steps": result.steps, "reason": result.reason, "weights": weights}
+            "epochs": result.epochs, "steps": result.steps, "reason": result.reason, "weights_bytes": blob,
+            "train_device": result.device}
 
 
-class SupernetEvaluator(Evaluator):
+class SupernetEvaluator(_ExecutorEvaluator):
     """A trained supernet: each evaluation is the subnet's validation accuracy after BatchNorm recalibration
     (:mod:`edgenas.nn.supernet`), in worker processes that each load the supernet once."""
 
     def __init__(self, config: SearchConfig, majority_rate: float, n_val: int) -> None:
         self.config, self.majority_rate, self.n_val = config, majority_rate, n_val
-        self.executor = None
 
     def open(self, run_dir: Path) -> None:
-        workers, threads = self.config.worker_threads()
-        self.executor = make_executor(_supernet_task, workers, _init_supernet_worker,
-                                      (self.config.supernet, self.config.data, threads))
+        settings = self.config.executor_settings()
+        self.executor = make_executor(_supernet_task, settings, _init_supernet_worker,
+                                      (str(Path(self.config.supernet).resolve()), self.config.data, settings.threads))
 
-    def run(self, jobs, archive: Archive):
-        for job, r in self.executor.run([(job, (job[1],)) for job in jobs]):
-            yield job, {**r, "seed": 0, "at_chance": at_chance(r["accuracy"], self.majority_rate, self.n_val)}
+    def submit(self, job, archive: Archive) -> None:
+        self.executor.submit(job, (job[1],))
 
-    def close(self) -> None:
-        if self.executor is not None:
-            self.executor.close()
+    def wait(self):
+        job, r, attempts = self.executor.wait()
+        r = _lost(r) if isinstance(r, TaskLost) else r
+        return job, {**r, "seed": 0, "attempts": attempts, "train_device": "cpu" if r["status"] == "ok" else "",
+                     "at_chance": at_chance(r["accuracy"], self.majority_rate, self.n_val)}
 
 
 _SUPERNET: dict = {}

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +111,9 @@ class SearchRun:
         check_limits_meetable(self.setup.hardware, self.constraints, config.seed)
         problem = SearchProblem(self.setup.space, self.objectives, self.setup.hardware, batch_size=config.population)
         self.strategy = get_strategy(config.strategy, config.strategy_settings())
+        if config.mode == "steady" and not self.strategy.steady_state:
+            raise SearchError(f"--mode steady: strategy {config.strategy} has no steady-state mode (lemonade, nsga2, "
+                              "rl and random have); use --mode generational")
         self.strategy.setup(problem, config.seed)
         for note in self.strategy.notes:
             log(note)
@@ -122,6 +126,12 @@ class SearchRun:
         self._idle = self._untrained = 0
         self._reported = -float("inf")  # when report.html was last refreshed
         self._told: set[str] = set()  # candidates told to the strategy in this session (a resume replays the others)
+        # Steady-state mode: jobs asked and not yet submitted, architectures being evaluated (with the candidates that
+        # wait for the same one), evaluations finished in this session.
+        self._queue: deque = deque()
+        self._waiting: dict[str, list] = {}
+        self._violations: dict[str, np.ndarray] = {}
+        self._finished = 0
 
     # ------------------------------------------------------------ lifetime
     def open(self) -> SearchRun:
@@ -170,8 +180,9 @@ class SearchRun:
 
     # ---------------------------------------------------------- generation
     def step(self) -> bool:
-        """One generation.  Returns False once the search has ended (budget, time budget, or no progress possible;
-        the reason is in :attr:`notes`), True while another step may follow."""
+        """One generation (in steady-state mode: one finished evaluation).  Returns False once the search has ended
+        (budget, time budget, or no progress possible; the reason is in :attr:`notes`), True while another step may
+        follow."""
         if self.archive is None:
             raise SearchError("open the search run first: with SearchRun(config) as run: run.step()")
         config, archive, strategy = self.config, self.archive, self.strategy
@@ -181,12 +192,11 @@ class SearchRun:
         if stalled:
             return self._stop(stalled)
         before = archive.totals()
+        if config.mode == "steady":
+            return self._steady_step(before)
         if before["trained"] >= config.budget:
             return self._stop()
-        # The time budget as a deadline on the monotonic clock (the minutes of earlier sessions count).
-        deadline = (self._started - self._elapsed_before + 60 * config.time_budget_min
-                    if config.time_budget_min is not None else None)
-        out_of_time = f"stopped by the time budget of {config.time_budget_min:g} min" if deadline is not None else ""
+        deadline, out_of_time = self._deadline()
         if deadline is not None and time.monotonic() >= deadline:
             return self._stop(out_of_time)
         candidates = strategy.ask()
@@ -204,6 +214,82 @@ class SearchRun:
         strategy.tell(candidates, evaluations)
         self._write_generation()
         return True
+
+    def _deadline(self) -> tuple[float | None, str]:
+        """The time budget as a deadline on the monotonic clock (the minutes of earlier sessions count), and the note
+        of a run it stops."""
+        minutes = self.config.time_budget_min
+        if minutes is None:
+            return None, ""
+        return self._started - self._elapsed_before + 60 * minutes, f"stopped by the time budget of {minutes:g} min"
+
+    # ----------------------------------------------------- steady state
+    def _steady_step(self, before: dict) -> bool:
+        """Steady-state mode: keep every worker busy (a freed worker gets the next candidate at once), then take the
+        next finished evaluation, record it and tell it to the strategy.  Candidates the archive holds, or that break
+        a hard limit, are told at once; one asked while the same architecture is being evaluated waits for it."""
+        evaluator, archive = self.setup.evaluator, self.archive
+        deadline, out_of_time = self._deadline()
+        if deadline is not None and time.monotonic() >= deadline:
+            return self._stop(out_of_time)
+        while evaluator.pending < evaluator.slots and before["trained"] + evaluator.pending < self.config.budget:
+            if not self._steady_fill():
+                break
+            stalled = _stall_note(self._idle, self._untrained, self.setup.space, archive)
+            if stalled:
+                return self._stop(stalled)
+        if not evaluator.pending:
+            if before["trained"] >= self.config.budget:
+                return self._stop()
+            if not self.strategy.can_ask() and not self._queue:
+                return self._stop(f"stopped: {self.strategy.name} waits for results, but none is being evaluated")
+            return True  # asks served from the archive or infeasible: counted towards the stall limits
+        job, r = evaluator.wait()
+        evaluation = _record(archive, job, r, self._violations.pop(job[1]), self.strategy.name)
+        if self._bar is not None:
+            self._bar.update(1)
+        self._steady_tell(job[3], evaluation)
+        self._finished += 1
+        if self._finished % self.config.population == 0:
+            self.generation += 1
+            self._write_generation()
+        return True
+
+    def _steady_fill(self) -> bool:
+        """Submit the next candidate to a free worker (asking the strategy when its buffer is empty).  Returns False
+        when nothing can be submitted now (the strategy waits for results, or proposed nothing new)."""
+        strategy, archive, evaluator = self.strategy, self.archive, self.setup.evaluator
+        while not self._queue:
+            if not strategy.can_ask():
+                return False
+            first = not self._told and not self._waiting
+            free = max(1, evaluator.slots - evaluator.pending)
+            candidates = strategy.ask(None if first else free)  # the first ask: a whole generation, spread out
+            evaluations, jobs, known, G = _triage(candidates, archive, self.setup.hardware, self.constraints,
+                                                  strategy.name)
+            new = [j for j in jobs if j[1] not in self._waiting]
+            replayed = any(t not in self._told for t in known)  # served from an earlier session of the run
+            self._idle = 0 if new or any(str(c.arch) not in self._told for c in candidates) else self._idle + 1
+            self._untrained = 0 if new or replayed else self._untrained + 1
+            for cand, ev in zip(candidates, evaluations):  # served from the archive, or infeasible: told now
+                if ev is not None:
+                    self._steady_tell(cand, ev)
+            for job in jobs:
+                if job[1] in self._waiting:  # the same architecture is being evaluated: told with it
+                    self._waiting[job[1]].append(job[3])
+                else:
+                    self._waiting[job[1]] = []
+                    self._violations[job[1]] = G[job[0]]
+                    self._queue.append(job)
+            if not new:
+                return False
+        evaluator.submit(self._queue.popleft(), archive)
+        return True
+
+    def _steady_tell(self, cand, evaluation: Evaluation) -> None:
+        self._told.add(evaluation.arch)
+        waiting = self._waiting.pop(evaluation.arch, [])
+        self.strategy.tell([cand, *waiting], [evaluation] * (1 + len(waiting)))
 
     def _count_progress(self, candidates, known: set[str], before: dict, fresh: Sequence[Evaluation]) -> None:
         """Generations without anything new, or without training, counted (a search that cannot progress stops)."""
@@ -307,19 +393,27 @@ def _evaluate(evaluator: Evaluator, jobs, archive: Archive, evaluations: list, G
     The time budget (``deadline`` on the monotonic clock) is checked between evaluations: the rest of the batch is
     then not started.  Returns (the new evaluations, whether the deadline passed)."""
     fresh = []
-    for (i, text, hw, cand), r in evaluator.run(jobs, archive):
-        error = WORST_ERROR_PCT if r["accuracy"] is None else 100.0 * (1.0 - r["accuracy"])
-        evaluations[i] = archive.add(Evaluation(
-            text, r["status"], {**hw, "error": error}, accuracy=r["accuracy"],
-            violations=tuple(float(g) for g in G[i]), train_seconds=r["train_seconds"], epochs=r["epochs"],
-            seed=r["seed"], weights=r["weights"], reason=r["reason"], strategy=strategy_name,
-            parent=cand.parent, steps=r["steps"], at_chance=r["at_chance"]))
+    for job, r in evaluator.run(jobs, archive):
+        i = job[0]
+        evaluations[i] = _record(archive, job, r, G[i], strategy_name)
         fresh.append(evaluations[i])
         if bar is not None:
             bar.update(1)
         if deadline is not None and time.monotonic() >= deadline:
             return fresh, True
     return fresh, False
+
+
+def _record(archive: Archive, job, r: dict, violations, strategy_name: str) -> Evaluation:
+    """One finished job's evaluation, committed to the archive."""
+    _, text, hw, cand = job
+    error = WORST_ERROR_PCT if r["accuracy"] is None else 100.0 * (1.0 - r["accuracy"])
+    return archive.add(Evaluation(
+        text, r["status"], {**hw, "error": error}, accuracy=r["accuracy"],
+        violations=tuple(float(g) for g in violations), train_seconds=r["train_seconds"], epochs=r["epochs"],
+        seed=r["seed"], weights=r["weights"], reason=r["reason"], strategy=strategy_name,
+        parent=cand.parent, steps=r["steps"], at_chance=r["at_chance"], attempts=r.get("attempts", 1),
+        train_device=r.get("train_device", "")))
 
 
 def _triage(candidates, archive: Archive, hardware, constraints: Constraints, strategy_name: str):

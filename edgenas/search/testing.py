@@ -19,7 +19,7 @@ from edgenas.search.objectives import Constraints, HardwareModel, Objective
 from edgenas.search.strategies import SearchProblem, Strategy, StrategySettings, get_strategy
 from edgenas.space.mbconv import HeadSpec, SearchSpace, StageSpec, StemSpec
 
-__all__ = ["StrategyContract", "contract_problem", "synthetic_evaluations"]
+__all__ = ["StrategyContract", "contract_problem", "no_init", "sleep_task", "synthetic_evaluations"]
 
 
 def contract_space() -> SearchSpace:
@@ -144,3 +144,26 @@ class StrategyContract:
         candidates = strategy.ask()
         with pytest.raises(ValueError):
             strategy.tell(candidates, synthetic_evaluations(problem, candidates)[:-1])
+
+
+# ----------------------------------------------------------------- executors
+def no_init(*args) -> None:
+    """A worker initializer that does nothing (executor tests and benchmarks)."""
+
+
+def sleep_task(value, seconds: float = 0.0, pid_dir: str | None = None, fail: bool = False) -> dict:
+    """A task of fixed duration for executor tests and benchmarks, importable on every worker: writes its process id
+    to ``pid_dir/<value>.pid`` (so a test can kill the worker mid-task), sleeps, returns ``{"value", "pid"}``;
+    ``fail`` raises ``ValueError`` instead (an error of the task itself)."""
+    import os
+    import time
+    from pathlib import Path
+
+    if pid_dir is not None:
+        path = Path(pid_dir) / f"{value}.pid"
+        path.with_suffix(".tmp").write_text(str(os.getpid()))
+        path.with_suffix(".tmp").replace(path)
+    time.sleep(seconds)
+    if fail:
+        raise ValueError(f"task {value} failed on purpose")
+    return {"value": value, "pid": os.getpid()}

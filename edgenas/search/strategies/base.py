@@ -8,6 +8,13 @@ with the evaluations in the same order.  Strategies draw all randomness from
 ``np.random.default_rng(seed)`` made in :meth:`setup`, and given the same
 evaluations they ask the same candidates: that is what lets a killed run
 resume by replaying from its archive without training anything twice.
+
+A strategy with ``steady_state = True`` also keeps the steady-state contract
+(``--mode steady``): :meth:`Strategy.ask` may be called with ``n`` (the workers
+that are free) while earlier candidates are still being evaluated, and
+:meth:`Strategy.tell` receives any of the outstanding candidates, one or a few
+at a time, in the order their evaluations finish.  :meth:`Strategy.can_ask`
+says whether it can propose something before more results come back.
 """
 
 from __future__ import annotations
@@ -127,19 +134,23 @@ class Strategy(ABC):
     within one batch each once), the empty-batch fallback, and :attr:`notes`."""
 
     name: str = ""
+    #: Whether the strategy keeps the steady-state contract (see the module docstring).
+    steady_state: bool = False
 
     def setup(self, problem: SearchProblem, seed: int) -> None:
         self.problem = problem
         self.rng = np.random.default_rng(seed)
         self.asked = 0
+        self.wanted: int | None = None  # candidates the current ask is for (None: a whole batch)
         self.notes: list[str] = []  # what the user should know about how the strategy runs on this problem
         self.seen: set[str] = set()  # every architecture asked for so far (strategies never propose one twice)
         self._setup(problem, seed)
 
-    def ask(self) -> list[Candidate]:
-        """The next batch of candidates, recorded in :attr:`seen` (never empty: a strategy with nothing new to
-        propose gets one random architecture, which the search loop recognises as nothing new and counts towards its
-        stop)."""
+    def ask(self, n: int | None = None) -> list[Candidate]:
+        """The next batch of candidates (about ``n`` where given: steady-state mode asks for the free workers),
+        recorded in :attr:`seen` (never empty: a strategy with nothing new to propose gets one random architecture,
+        which the search loop recognises as nothing new and counts towards its stop)."""
+        self.wanted = n
         candidates = self._ask()
         if not candidates:
             candidates = [Candidate(self.problem.space.sample(self.rng))]
@@ -147,8 +158,13 @@ class Strategy(ABC):
         self.asked += len(candidates)
         return candidates
 
+    def can_ask(self) -> bool:
+        """Whether :meth:`ask` can propose before more of the outstanding candidates are told (steady-state mode)."""
+        return True
+
     def tell(self, candidates: Sequence[Candidate], evaluations: Sequence[Evaluation]) -> None:
-        """Evaluations of the candidates of the last :meth:`ask`, in the same order."""
+        """Evaluations of the candidates of the last :meth:`ask`, in the same order (in steady-state mode: of any
+        outstanding candidates, as they finish)."""
         if len(candidates) != len(evaluations):
             raise ValueError("tell needs one evaluation per candidate")
         self._tell(list(candidates), list(evaluations))

@@ -94,6 +94,7 @@ class Lemonade(Strategy):
     """See the module docstring."""
 
     name = "lemonade"
+    steady_state = True  # each result joins the population (and its front) as it arrives
 
     def __init__(self, settings: StrategySettings | None = None, oversample: int = 8) -> None:
         settings = settings or StrategySettings()
@@ -125,7 +126,7 @@ class Lemonade(Strategy):
         space = self.problem.space
         front = self.front()
         candidates = self._children(front) if front else []
-        missing = self.batch - len(candidates)
+        missing = (self.wanted or self.batch) - len(candidates)
         if missing > 0:  # first generation, or no child left to make
             if not self.evaluations:
                 extra = [space.decode(x) for x in cost_spread(self.problem, self.rng, missing)]
@@ -165,7 +166,7 @@ class Lemonade(Strategy):
             return []
         child_cheap = np.stack([values[o] for o in self.cheap], axis=1)[keep]
         p_accept = inverse_density_probabilities(cheap, child_cheap)
-        n = min(self.batch, int(np.count_nonzero(p_accept)))  # take what is available (all have weight: floored)
+        n = min(self.wanted or self.batch, int(np.count_nonzero(p_accept)))  # take what is available (all have weight: floored)
         accepted = self.rng.choice(len(keep), size=n, replace=False, p=p_accept)
         out = []
         for j in sorted(accepted):

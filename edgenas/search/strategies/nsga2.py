@@ -9,6 +9,13 @@ uniform crossover of encodings, mutation by one architectural move
 networks have equal encodings and duplicates are eliminated), and pymoo's
 duplicate elimination.  The search loop drives it through pymoo's ask/tell
 interface.
+
+In steady-state mode (``--mode steady``) each result is told as it arrives:
+pymoo merges it into the population and its survival keeps the best
+``population`` (a (mu + 1) NSGA-II), and each ask mates the current population
+for as many offspring as there are free workers.  The first generation is told
+whole (mating needs a population), so while it is evaluated no new candidate is
+asked.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import numpy as np
 from pymoo.algorithms.moo.nsga2 import NSGA2
 from pymoo.core.evaluator import Evaluator
 from pymoo.core.mutation import Mutation
+from pymoo.core.population import Population
 from pymoo.core.problem import Problem
 from pymoo.core.repair import Repair
 from pymoo.core.sampling import Sampling
@@ -63,6 +71,7 @@ class CanonicalRepair(Repair):
 
 class NSGA2Strategy(Strategy):
     name = "nsga2"
+    steady_state = True
 
     def __init__(self, population: int | None = None) -> None:
         self.population = population
@@ -83,21 +92,42 @@ class NSGA2Strategy(Strategy):
             eliminate_duplicates=True,
         )
         self.algorithm.setup(self.pymoo_problem, termination=NoTermination(), seed=seed, verbose=False)
+        self.individuals: dict[str, object] = {}  # asked and not yet told: architecture -> pymoo individual
+        self.initial: list[str] = []  # the first generation, told to pymoo whole
+        self.initial_told: dict[str, Evaluation] = {}
+
+    def can_ask(self) -> bool:
+        return self.algorithm.is_initialized or not self.initial
 
     def _ask(self) -> list[Candidate]:
-        self.pop = self.algorithm.ask()
-        if self.pop is None or len(self.pop) == 0:  # duplicate elimination found nothing new: the space is exhausted
-            self.pop = None
+        if self.algorithm.is_initialized and self.wanted:
+            self.algorithm.n_offsprings = self.wanted
+        pop = self.algorithm.ask()
+        if self.algorithm.is_initialized:
+            self.algorithm.n_offsprings = self.algorithm.pop_size
+        if pop is None or len(pop) == 0:  # duplicate elimination found nothing new: the space is exhausted
             return []
-        X = self.problem.space.canonical_encoding(np.asarray(self.pop.get("X")).round().astype(np.int64))
-        return [Candidate(self.problem.space.decode(x)) for x in X]
+        X = self.problem.space.canonical_encoding(np.asarray(pop.get("X")).round().astype(np.int64))
+        archs = [self.problem.space.decode(x) for x in X]
+        for arch, individual in zip(archs, pop):
+            self.individuals[str(arch)] = individual
+        if not self.algorithm.is_initialized:
+            self.initial = [str(a) for a in archs]
+        return [Candidate(a) for a in archs]
 
     def _tell(self, candidates: list[Candidate], evaluations: list[Evaluation]) -> None:
-        if self.pop is None:  # the base class's fallback candidate: nothing of pymoo's to tell
+        told = [(str(c.arch), e) for c, e in zip(candidates, evaluations) if str(c.arch) in self.individuals]
+        if not told:  # the base class's fallback candidate: nothing of pymoo's to tell
             return
-        F, G = objective_matrix(self.problem, evaluations)
+        if not self.algorithm.is_initialized:  # the first generation goes to pymoo whole, in ask order
+            self.initial_told.update(told)
+            if not all(t in self.initial_told for t in self.initial):
+                return
+            told = [(t, self.initial_told[t]) for t in self.initial]
+        pop = Population.create(*[self.individuals.pop(t) for t, _ in told])
+        F, G = objective_matrix(self.problem, [e for _, e in told])
         kwargs = {"F": F}
         if G.shape[1]:
             kwargs["G"] = G
-        Evaluator().eval(StaticProblem(self.pymoo_problem, **kwargs), self.pop)
-        self.algorithm.tell(infills=self.pop)
+        Evaluator().eval(StaticProblem(self.pymoo_problem, **kwargs), pop)
+        self.algorithm.tell(infills=pop)

@@ -8,9 +8,10 @@ from edgenas.search.strategies.base import Candidate, Strategy
 
 class RandomSearch(Strategy):
     name = "random"
+    steady_state = True
 
     def _ask(self) -> list[Candidate]:
-        batch = self.problem.batch_size
+        batch = self.wanted or self.problem.batch_size
         archs = self.problem.sample_feasible(self.rng, batch, self.seen, draw=4 * batch, rounds=200)
         return [Candidate(a) for a in archs[:batch]]  # none: the limits reject (almost) everything; the loop says why
 

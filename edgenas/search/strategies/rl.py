@@ -117,6 +117,7 @@ class RLStrategy(Strategy):
     """See the module docstring."""
 
     name = "rl"
+    steady_state = True  # each result updates the controller of its level as it arrives
 
     def __init__(self, settings: StrategySettings | None = None) -> None:
         settings = settings or StrategySettings()
@@ -174,7 +175,7 @@ class RLStrategy(Strategy):
     def _ask(self) -> list[Candidate]:
         space, hardware = self.problem.space, self.problem.hardware
         out: list[Candidate] = []
-        for i in range(self.batch):
+        for i in range(self.wanted or self.batch):
             level = (self.asked + i) % len(self.levels)
             controller = self.controllers[level]
             chosen = None
