@@ -1,4 +1,5 @@
 import sqlite3
+import sys
 
 import pytest
 
@@ -38,3 +39,24 @@ def test_status_is_an_enum_stored_as_its_value(tmp_path):
         archive.add(ev)
         back = archive.get("a")
     assert back.status is Status.INFEASIBLE
+
+
+def _open_and_count(path: str) -> None:
+    with Archive(path) as archive:
+        archive.totals()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forks")
+def test_processes_opening_a_new_archive_at_once_all_succeed(tmp_path):
+    """A search creating its archive while another process opens it (a resume, a watcher) never fails on the
+    schema migration ("duplicate column") or on the switch to WAL ("database is locked")."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    for i in range(10):
+        procs = [ctx.Process(target=_open_and_count, args=(str(tmp_path / f"{i}.sqlite"),)) for _ in range(4)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        assert [p.exitcode for p in procs] == [0, 0, 0, 0]

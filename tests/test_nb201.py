@@ -174,6 +174,34 @@ def test_every_strategy_searches_the_tabular_benchmark(strategy, raw, tmp_path):
     assert (run_dir / "pareto.png").stat().st_size > 0 and (run_dir / "hypervolume.csv").is_file()
 
 
+@pytest.mark.parametrize("strategy", [s for s in STRATEGIES if s != "local"])
+def test_every_steady_state_strategy_searches_the_tabular_benchmark(strategy, raw, tmp_path):
+    """Steady-state mode: one candidate asked per freed worker, each result told as it arrives; the budget is spent
+    on distinct cells, the front is that of what was evaluated, and a resumed run continues to the new budget."""
+    def config(budget):
+        return SearchConfig(problem="nb201:cifar10:pixel3", strategy=strategy, budget=budget, seed=1, mode="steady",
+                            run_dir=str(tmp_path / "r"))
+
+    result = run_search(config(30), progress=False, log=lambda m: None)
+    assert result.evaluations == result.trained == 30
+    archs = evaluated(tmp_path / "r")
+    assert len(set(archs)) == 30
+    row = {a: i for i, a in enumerate(raw["archs"])}
+    points = {a: (100 - raw["accuracy"]["cifar10"][row[a]], raw["latency_ms"]["pixel3"][row[a]]) for a in archs}
+    for r in front_rows(tmp_path / "r"):
+        e, lat = points[r["arch"]]
+        assert not any(p[0] <= e and p[1] <= lat and p != (e, lat) for p in points.values())
+    result = run_search(config(45), resume=True, progress=False, log=lambda m: None)
+    assert result.trained == 45 and evaluated(tmp_path / "r")[:30] == archs and len(set(evaluated(tmp_path / "r"))) == 45
+
+
+def test_steady_state_mode_is_refused_for_a_strategy_without_one(tmp_path):
+    with pytest.raises(SearchError, match="strategy local has no steady-state mode"):
+        run_search(SearchConfig(problem="nb201:cifar10:pixel3", strategy="local", mode="steady",
+                                run_dir=str(tmp_path / "r")), progress=False, log=lambda m: None)
+    assert not (tmp_path / "r").exists()
+
+
 def test_a_search_is_deterministic_and_a_resumed_one_continues_it(tmp_path):
     def config(name, budget):
         return SearchConfig(problem="nb201:cifar100:fpga", strategy="local", budget=budget, seed=2,

@@ -105,6 +105,19 @@ _ADDED_COLUMNS = {"steps": ("INTEGER NOT NULL DEFAULT 0", "0"), "at_chance": ("I
                   "attempts": ("INTEGER NOT NULL DEFAULT 1", "1"), "train_device": ("TEXT NOT NULL DEFAULT ''", "''")}
 
 
+def _set_wal(db: sqlite3.Connection, tries: int = 100) -> None:
+    """Write-ahead logging (readers never block the search).  Switching a new file to it fails with "database is
+    locked", without waiting, while another process creates the same file: retried a bounded number of times."""
+    for attempt in range(tries):
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == tries - 1:
+                raise
+            time.sleep(0.05)
+
+
 class Archive:
     """An SQLite archive in ``path`` (created if missing; ``readonly=True`` opens an existing one read-only)."""
 
@@ -122,9 +135,11 @@ class Archive:
                 return
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(str(self.path))
-            self.db.execute("PRAGMA journal_mode=WAL")
+            _set_wal(self.db)
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
+            # Columns added under a write lock: another process opening the same archive now adds none twice.
+            self.db.execute("BEGIN IMMEDIATE")
             columns = {r[1] for r in self.db.execute("PRAGMA table_info(evaluations)")}
             for name, (definition, _) in _ADDED_COLUMNS.items():
                 if name not in columns:

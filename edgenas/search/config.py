@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields, replace
 
 from edgenas.defaults import MIN_STEPS_DEFAULT
 from edgenas.errors import SearchError
-from edgenas.nn.train import TrainConfig, TrainingBudget, training_budget
+from edgenas.nn.train import TrainConfig, TrainingBudget, training_budget, training_device
 from edgenas.search.objectives import Constraints, Objective, parse_objectives
 from edgenas.search.strategies import StrategySettings
 from edgenas.space.cost import Precision
@@ -117,6 +117,8 @@ class SearchConfig:
     ray_address: str | None = setting(None, "the Ray cluster of --executor ray: auto, HOST:PORT or ray://HOST:PORT "
                                             "(default: RAY_ADDRESS, else Ray started on this machine)",
                                       metavar="ADDRESS", identity=False)
+    task_retries: int = setting(2, "times a candidate is started again where its worker process or Ray node was lost "
+                                   "mid-training (then it is recorded as failed, with the reason)", identity=False)
     mode: str = setting("generational", "generational: ask a generation, evaluate it all, tell it (seeded, "
                                         "reproducible); steady: ask for a candidate whenever a worker frees up and "
                                         "tell each result as it arrives (no worker waits for the slowest)",
@@ -158,8 +160,16 @@ class SearchConfig:
 
         if self.threads is not None and self.threads < 1:
             raise SearchError("--threads must be at least 1")
+        if self.train_device == "cuda" and self.executor == "local":
+            training_device("cuda")  # no GPU here: refused before any data is read
+        if self.task_retries < 0:
+            raise SearchError("--task-retries must be at least 0")
         if self.ray_address and self.executor != "ray":
             raise SearchError("--ray-address is for --executor ray; add --executor ray")
+        if self.ray_address:
+            from edgenas.search.ray_executor import parse_address
+
+            parse_address(self.ray_address)
         if min(self.budget, self.workers, self.epochs, self.finetune_epochs) < 1 or self.resolved().population < 2:
             raise SearchError("--budget, --epochs, --finetune-epochs and --workers must be at least 1, --population at "
                               "least 2")
@@ -206,7 +216,7 @@ class SearchConfig:
 
         workers, threads = self.worker_threads()
         gpus = 1.0 if self.train_device == "cuda" else 0.0 if self.train_device == "cpu" else None
-        return ExecutorSettings(self.executor, workers, threads, self.ray_address, gpus)
+        return ExecutorSettings(self.executor, workers, threads, self.ray_address, gpus, self.task_retries)
 
     def strategy_settings(self) -> StrategySettings:
         targets = tuple((name, value) for name, value in (

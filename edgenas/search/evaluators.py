@@ -9,7 +9,7 @@ import zlib
 from collections import deque
 from pathlib import Path
 
-from edgenas.nn.train import TrainConfig, TrainingBudget, at_chance, training_device
+from edgenas.nn.train import TrainConfig, TrainingBudget, at_chance
 from edgenas.search.archive import Archive
 from edgenas.search.config import SearchConfig
 from edgenas.search.executors import TaskLost, make_executor
@@ -90,8 +90,6 @@ class TrainingEvaluator(_ExecutorEvaluator):
 
     def open(self, run_dir: Path) -> None:
         settings = self.config.executor_settings()
-        if settings.kind == "local":
-            training_device(self.config.train_device)  # --train-device cuda without a GPU: refused before any training
         self.run_dir = run_dir
         train_config = self.config.train_config(settings.threads, self.budget, self.data.in_channels)
         init_args = (self.space.to_dict(), (self.split.normalised("train"), self.split.normalised("val")),
@@ -143,10 +141,13 @@ class TabularEvaluator(Evaluator):
 
     def wait(self):
         job = self.queue.popleft()
+        return job, self.lookup(job)
+
+    def lookup(self, job) -> dict:
+        """The result of ``job``: the benchmark's accuracy of its architecture."""
         error = float(self.problem.error_pct(self.space.encode(job[3].arch)[None])[0])
-        return job, {"status": "ok", "accuracy": (100.0 - error) / 100.0, "train_seconds": 0.0, "epochs": 0,
-                     "steps": 0, "seed": 0, "weights": None, "reason": "", "at_chance": False, "attempts": 1,
-                     "train_device": ""}
+        return {"status": "ok", "accuracy": (100.0 - error) / 100.0, "train_seconds": 0.0, "epochs": 0, "steps": 0,
+                "seed": 0, "weights": None, "reason": "", "at_chance": False, "attempts": 1, "train_device": ""}
 
 
 def _training_seed(arch_text: str, run_seed: int) -> int:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Hashable
 from edgenas.errors import SearchError
 from edgenas.search.executors import Executor, ExecutorSettings, TaskLost
 
-__all__ = ["RayExecutor", "connect_ray"]
+__all__ = ["RayExecutor", "connect_ray", "parse_address"]
 
 #: Seconds ray.wait blocks before the executor checks that the cluster can still run the pending tasks.
 STALL_CHECK_S = 30.0
@@ -57,7 +57,7 @@ def connect_ray(address: str | None) -> bool:
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS") or None
-    if address and address != "auto":
+    if address:
         _check_reachable(address)
     try:
         if address:
@@ -66,22 +66,36 @@ def connect_ray(address: str | None) -> bool:
             ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
                      logging_level="ERROR")
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
+        if "AuthToken" in f"{exc} {exc.__cause__}":
+            raise SearchError(f"the Ray cluster at {address} wants its authentication token: set RAY_AUTH_MODE=token "
+                              "here and give this machine the cluster's token (~/.ray/auth_token, RAY_AUTH_TOKEN or "
+                              "RAY_AUTH_TOKEN_PATH)") from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SearchError(f"cannot connect to the Ray cluster at {address}: {first}; start one with "
                           "`ray start --head`, or check --ray-address / RAY_ADDRESS") from None
     return True
 
 
+def parse_address(address: str) -> tuple[str, int] | None:
+    """``(host, port)`` of a Ray address (``None`` for ``auto``); anything else raises :class:`SearchError`."""
+    if address == "auto":
+        return None
+    hostport = address.split("://", 1)[1] if address.startswith("ray://") else address
+    host, sep, port = hostport.split("/", 1)[0].rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SearchError(f"--ray-address {address!r}: expected auto, HOST:PORT or ray://HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
     """Refuse at once an address nothing listens on (Ray itself retries for minutes)."""
     import socket
 
-    hostport = address.split("://", 1)[-1].split("/", 1)[0]
-    host, sep, port = hostport.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise SearchError(f"--ray-address {address!r}: expected auto, HOST:PORT or ray://HOST:PORT")
+    hostport = parse_address(address)
+    if hostport is None:
+        return
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+        with socket.create_connection(hostport, timeout=timeout_s):
             pass
     except OSError as exc:
         raise SearchError(f"cannot connect to the Ray cluster at {address}: {exc.strerror or exc}; start one with "
