@@ -1,6 +1,6 @@
 """How the search scales over workers and Ray (issue: scale out on Ray).
 
-1. ``train``: networks per minute of a real training search (digits, ``small`` space at 8x8, one epoch each) with 1
+1. ``train``: networks per minute of a real training search (digits, ``small`` space at 8x8, two epochs each) with 1
    and 2 local worker processes and with Ray on this machine (``ray.init`` with 2 CPUs, one CPU per task); rounds
    interleaved, medians reported;
 2. ``overhead``: the round trip of a task that does nothing (submit one, wait for it), in milliseconds, in-process,
@@ -43,7 +43,7 @@ def train_throughput(rounds: int, budget: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(rounds):
             for name, extra in setups.items():
-                config = SearchConfig(space="small", resolution=8, budget=budget, population=4, epochs=1, seed=r,
+                config = SearchConfig(space="small", resolution=8, budget=budget, population=4, epochs=2, min_steps=0, seed=r,
                                       drift_check=False, run_dir=f"{tmp}/{r}-{len(seconds[name])}-{extra}", **extra)
                 start = time.perf_counter()
                 result = run_search(config, progress=False, log=lambda m: None)

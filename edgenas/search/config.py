@@ -166,10 +166,10 @@ class SearchConfig:
             raise SearchError("--task-retries must be at least 0")
         if self.ray_address and self.executor != "ray":
             raise SearchError("--ray-address is for --executor ray; add --executor ray")
-        if self.ray_address:
-            from edgenas.search.ray_executor import parse_address
+        if self.executor == "ray" and (self.ray_address or os.environ.get("RAY_ADDRESS")):
+            from edgenas.search.ray_executor import check_reachable
 
-            parse_address(self.ray_address)
+            check_reachable(self.ray_address or os.environ["RAY_ADDRESS"])  # nothing listens: refused now
         if min(self.budget, self.workers, self.epochs, self.finetune_epochs) < 1 or self.resolved().population < 2:
             raise SearchError("--budget, --epochs, --finetune-epochs and --workers must be at least 1, --population at "
                               "least 2")

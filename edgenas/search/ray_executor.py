@@ -24,7 +24,7 @@ from collections.abc import Callable, Hashable
 from edgenas.errors import SearchError
 from edgenas.search.executors import Executor, ExecutorSettings, TaskLost
 
-__all__ = ["RayExecutor", "connect_ray", "parse_address"]
+__all__ = ["RayExecutor", "check_reachable", "connect_ray", "parse_address"]
 
 #: Seconds ray.wait blocks before the executor checks that the cluster can still run the pending tasks.
 STALL_CHECK_S = 30.0
@@ -58,7 +58,7 @@ def connect_ray(address: str | None) -> bool:
         return False
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
-        _check_reachable(address)
+        check_reachable(address)
     try:
         if address:
             ray.init(address=address, log_to_driver=False, logging_level="ERROR")
@@ -87,7 +87,7 @@ def parse_address(address: str) -> tuple[str, int] | None:
     return host.strip("[]"), int(port)
 
 
-def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
     """Refuse at once an address nothing listens on (Ray itself retries for minutes)."""
     import socket
 
