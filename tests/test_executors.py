@@ -350,3 +350,13 @@ def test_a_search_goes_on_when_a_task_is_lost(search_setup, cluster, tmp_path):
         lost = list(db.execute("SELECT reason, attempts FROM evaluations WHERE reason LIKE 'not evaluated%'"))
     assert result.trained == 4
     assert len(lost) == 1 and lost[0][0].startswith("not evaluated: lost 1 time(s)") and lost[0][1] == 1
+
+
+def test_without_an_address_ray_runs_its_own_instance_beside_a_running_cluster(ray_head, monkeypatch):
+    """``ray.init()`` alone would join a cluster that ``ray start`` left on this machine; the search starts its own."""
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    with make_executor(sleep_task, ExecutorSettings(kind="ray", threads=1), no_init, ()) as executor:
+        assert ray.get_runtime_context().gcs_address != ray_head
+        executor.submit("x", ("x", 0.0))
+        assert executor.wait()[1]["value"] == "x"
+    assert not ray.is_initialized()
