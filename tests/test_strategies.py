@@ -11,7 +11,7 @@ from edgenas.search.strategies import (
     list_strategies,
     register_strategy,
 )
-from edgenas.search.testing import StrategyContract
+from edgenas.search.testing import StrategyContract, contract_problem, synthetic_evaluations
 
 
 class TestLemonade(StrategyContract):
@@ -270,3 +270,17 @@ def test_inverse_density_sampling_cannot_fail(name, points):
 def test_lemonade_runs_on_any_seed(seed):
     _, strategy, batches = lemonade_run(generations=6, seed=seed)
     assert all(batches) and len({str(c.arch) for b in batches for c in b}) == sum(len(b) for b in batches)
+
+
+def test_nsga2_told_one_architecture_twice_takes_it_once():
+    """Steady-state mode tells a candidate asked again while it was being evaluated together with the first."""
+    problem = contract_problem()
+    strategy = get_strategy("nsga2", StrategySettings(population=problem.batch_size))
+    strategy.setup(problem, 0)
+    first = strategy.ask()
+    strategy.tell(first, synthetic_evaluations(problem, first))
+    second = strategy.ask()
+    evaluations = synthetic_evaluations(problem, second)
+    strategy.tell([second[0], second[0]], [evaluations[0], evaluations[0]])
+    strategy.tell(second[1:], evaluations[1:])
+    assert strategy.ask()  # the search goes on

@@ -116,7 +116,9 @@ class NSGA2Strategy(Strategy):
         return [Candidate(a) for a in archs]
 
     def _tell(self, candidates: list[Candidate], evaluations: list[Evaluation]) -> None:
-        told = [(str(c.arch), e) for c, e in zip(candidates, evaluations) if str(c.arch) in self.individuals]
+        # Each architecture once: in steady-state mode a candidate asked again while it was being evaluated is told
+        # with the first.
+        told = list({str(c.arch): e for c, e in zip(candidates, evaluations) if str(c.arch) in self.individuals}.items())
         if not told:  # the base class's fallback candidate: nothing of pymoo's to tell
             return
         if not self.algorithm.is_initialized:  # the first generation goes to pymoo whole, in ask order
