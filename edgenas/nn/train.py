@@ -44,7 +44,8 @@ from torch import nn
 
 __all__ = [
     "AUGMENTATIONS", "TRAIN_DEVICES", "TrainConfig", "TrainResult", "TrainingBudget", "at_chance", "evaluate_accuracy",
-    "load_weights", "save_weights", "train_candidate", "training_budget", "training_device",
+    "load_weights", "save_weights", "train_candidate", "training_budget", "training_device", "weights_from_bytes",
+    "weights_to_bytes",
 ]
 
 AUGMENTATIONS = ("none", "light")
@@ -283,3 +284,16 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     return load_file(str(path))
+
+
+def weights_to_bytes(state: dict[str, torch.Tensor]) -> bytes:
+    """``state`` as safetensors bytes (what a worker on another host sends back instead of writing a file)."""
+    from safetensors.torch import save
+
+    return save({k: v.contiguous() for k, v in state.items()})
+
+
+def weights_from_bytes(data: bytes) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load
+
+    return load(data)

@@ -9,6 +9,7 @@ import zlib
 from collections import deque
 from pathlib import Path
 
+from edgenas.files import atomic_write_bytes
 from edgenas.nn.train import TrainConfig, TrainingBudget, at_chance
 from edgenas.search.archive import Archive
 from edgenas.search.config import SearchConfig
@@ -117,9 +118,7 @@ class TrainingEvaluator(_ExecutorEvaluator):
             name = f"weights/{zlib.crc32(job[1].encode()):08x}-{seed}.safetensors"
             path = weights_path(self.run_dir, name)
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_bytes(blob)
-            tmp.replace(path)
+            atomic_write_bytes(path, blob)
             r["weights"] = name
         return job, {**r, "seed": seed, "steps": r.get("steps", 0), "attempts": attempts,
                      "at_chance": at_chance(r["accuracy"], self.majority_rate, len(self.split.val))}
@@ -175,12 +174,10 @@ def _train_task(arch_text: str, seed: int, epochs: int | None, parent_text: str 
     from dataclasses import replace
 
     import torch
-    from safetensors.torch import load as load_bytes
-    from safetensors.torch import save as save_bytes
 
     from edgenas.nn.inherit import inherit_weights
     from edgenas.nn.model import build_model
-    from edgenas.nn.train import train_candidate
+    from edgenas.nn.train import train_candidate, weights_from_bytes, weights_to_bytes
 
     w = _WORKER
     arch = w["space"].parse(arch_text)
@@ -189,7 +186,7 @@ def _train_task(arch_text: str, seed: int, epochs: int | None, parent_text: str 
     if parent_text and parent_weights:
         try:
             parent = build_model(w["space"], w["space"].parse(parent_text), w["num_classes"], w["in_channels"])
-            parent.load_state_dict(load_bytes(parent_weights))
+            parent.load_state_dict(weights_from_bytes(parent_weights))
             inherit_weights(parent, model)
         except Exception as exc:  # noqa: BLE001 - recorded as a failed candidate, the search goes on
             return {"status": "failed", "accuracy": None, "train_seconds": 0.0, "epochs": 0, "steps": 0,
@@ -199,7 +196,7 @@ def _train_task(arch_text: str, seed: int, epochs: int | None, parent_text: str 
     result = train_candidate(model, w["train"], w["val"], config, seed)
     blob = None
     if result.status == "ok" and result.state is not None:
-        blob = save_bytes({k: v.contiguous() for k, v in result.state.items()})
+        blob = weights_to_bytes(result.state)
     return {"status": result.status, "accuracy": result.accuracy, "train_seconds": result.train_seconds,
             "epochs": result.epochs, "steps": result.steps, "reason": result.reason, "weights_bytes": blob,
             "train_device": result.device}
