@@ -318,9 +318,11 @@ def test_an_unmeetable_limit_is_refused_before_anything_is_written(setup, tmp_pa
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("mode", ["generational", "steady"])
 @pytest.mark.parametrize("strategy", ["random", "lemonade", "nsga2", "rl"])
-def test_a_budget_larger_than_the_space_ends(tmp_path_factory, strategy):
-    """A space of 2 architectures and a budget of 6: every strategy stops, having trained what exists."""
+def test_a_budget_larger_than_the_space_ends(tmp_path_factory, strategy, mode):
+    """A space of 2 architectures and a budget of 6: every strategy stops, having trained what exists, in either
+    mode."""
     import yaml
 
     from edgenas.hardware.devices import get_device
@@ -339,7 +341,8 @@ def test_a_budget_larger_than_the_space_ends(tmp_path_factory, strategy):
                        quiet=True)
     result = run_search(SearchConfig(space=str(folder / "space.yaml"), table=str(table), strategy=strategy,
                                      population=2, budget=6, epochs=1, min_steps=0, workers=1, drift_check=False,
-                                     run_dir=str(folder / f"run-{strategy}")), progress=False, log=lambda m: None)
+                                     mode=mode, run_dir=str(folder / f"run-{strategy}")),
+                        progress=False, log=lambda m: None)
     assert result.trained == 2
     assert any(n.startswith("stopped:") and ("nothing new" in n or "trained nothing" in n) for n in result.notes)
 
