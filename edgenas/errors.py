@@ -23,7 +23,9 @@ exceptions.
      ├── ExportError           a run cannot be exported (members, formats, output folder), or a
      │    │                    bundle cannot be read, deployed or verified
      │    └── ExportCheckError a built model does not round-trip through its runtime
-     └── MissingExtraError     an optional dependency group is not installed
+     ├── MissingExtraError     an optional dependency group is not installed
+     └── BuildError            a development tool cannot build what it was asked for (the emulated
+                               arm64 device: a missing tool, an unreachable archive, a failed step)
 
 ``SpaceError`` and ``ArchitectureError`` are also ``ValueError``, ``DeviceTimeoutError`` is also a
 ``TimeoutError`` and ``DeviceUnreachableError`` a ``ConnectionError``, so that library users can catch them the
@@ -101,3 +103,7 @@ class MissingExtraError(EdgenasError, ImportError):
 
 class ExportCheckError(ExportError):
     """An exported model disagrees with the torch model it came from."""
+
+
+class BuildError(EdgenasError):
+    """A development tool (``edgenas.devtools``) cannot build what it was asked for."""

@@ -15,7 +15,7 @@ LAYERS = [
     {"hardware"},
     {"search"},
     {"export"},
-    {"cli", "__main__"},
+    {"cli", "__main__", "devtools"},
 ]
 STANDALONE = {"standalone"}
 

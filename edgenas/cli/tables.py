@@ -84,6 +84,7 @@ def cmd_tables(args: argparse.Namespace) -> int:
 
         print(table.summary())
         print(f"created     {table.created} by edgenas {table.tool_version} in {table.profiling_seconds} s")
+        print(f"host        {table.describe_host()}")
         print(f"task        {table.task['in_channels']} input channels, {table.task['num_classes']} classes")
         print(f"measurement {json.dumps(table.measurement)}")
         print(f"overhead    {table.overhead.latency_ms * 1000:.2f} us per call; {floored_ops(table)} of "
@@ -114,6 +115,8 @@ def cmd_tables(args: argparse.Namespace) -> int:
     print(f"Kendall tau  {report.kendall_tau:.3f}")
     print(f"bias         {report.bias_pct:+.2f}% (median of predicted/measured - 1)")
     print(f"floored ops  {report.floored_ops} op(s) time within 5% of the call overhead")
+    if report.host_changes:
+        print(f"host changed since profiling: {'; '.join(report.host_changes)} (profile the device again)")
     if report.speed_ratio is not None:
         print(f"drift        the device ran at {1 / report.speed_ratio:.2f}x its speed at profiling time "
               f"(timed again on the table's calibration networks)")

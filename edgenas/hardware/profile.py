@@ -224,7 +224,8 @@ def measure(
     Model files already in ``workdir/models`` are timed as they are (``space``
     may then be None, with ``settings.runs_per_round`` set).
 
-    Returns ``{"runtime_version": ..., "energy_source": ..., "results": {id: {"rounds_ms": [[...], ...],
+    Returns ``{"runtime_version": ..., "energy_source": ..., "host": {what the agent reports about the machine}
+    or None, "results": {id: {"rounds_ms": [[...], ...],
     "energy_mj": [...]}}}``: every run's time, grouped by round, and energy per round.
     """
     workdir = Path(workdir).resolve()  # job files name models by absolute path on local devices
@@ -246,6 +247,7 @@ def measure(
         data = json.loads((rounds_dir / f"round-{r:03d}.json").read_text())
         merged["runtime_version"] = data["runtime_version"]
         merged["energy_source"] = data.get("energy_source")
+        merged["host"] = data.get("host")
         for mid, res in data["results"].items():
             merged["results"][mid]["rounds_ms"].append(res["times_ms"])
             merged["results"][mid]["energy_mj"] += res.get("energy_mj", [])
@@ -541,6 +543,7 @@ def _profile(device: Device, space: SearchSpace, precision: Precision, *, in_cha
                    "overhead) / compute sum over whole networks timed with the ops",
             networks=tuple(networks)),
         energy_source=measured.get("energy_source"),
+        host=measured.get("host"),
         tool_version=__version__,
         created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         profiling_seconds=round(active_before + time.monotonic() - started, 1),

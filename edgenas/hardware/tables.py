@@ -28,6 +28,8 @@ Layout (``format_version`` 1)::
       "task": {"in_channels": 3, "num_classes": 10},
       "measurement": {"warmup_runs": 5, "rounds": 5, "runs_per_round": 20, "seed": 0, ...},
       "energy_source": null,
+      "host": {"os": "Linux", "machine": "aarch64", "python": "3.11.2", "numpy": "2.4.6",
+               "runtime_version": "1.32.0", "cpu_count": 4, ...},   (what the agent reported; null if unknown)
       "overhead": {"latency_ms": 0.005, "energy_mj": null},
       "calibration": {"latency_scale": 1.0, "energy_scale": null,
                       "networks": [{"arch": "...", "measured_ms": 0.4, "uncalibrated_ms": 0.4}, ...]},
@@ -190,6 +192,7 @@ class LatencyTable:
     tool_version: str = ""
     created: str = ""
     profiling_seconds: float | None = None
+    host: dict[str, Any] | None = None
     path: Path | None = field(default=None, compare=False)
 
     @property
@@ -256,6 +259,7 @@ class LatencyTable:
             "task": self.task,
             "measurement": self.measurement,
             "energy_source": self.energy_source,
+            "host": self.host,
             "overhead": self.overhead.to_dict(),
             "calibration": self.calibration.to_dict(),
             "profiling_seconds": self.profiling_seconds,
@@ -325,6 +329,9 @@ class LatencyTable:
         for key in ("device", "measurement"):
             if not isinstance(data[key], dict):
                 raise TableError(f"{source}: {key} must be an object")
+        host = data.get("host")
+        if host is not None and not isinstance(host, dict):
+            raise TableError(f"{source}: host must be an object (what the device reported about itself) or null")
         runtime = Runtime.from_dict(data["runtime"], source)
         overhead = Overhead.from_dict(data["overhead"], source)
         calibration = Calibration.from_dict(data["calibration"], source)
@@ -342,6 +349,7 @@ class LatencyTable:
             tool_version=str(data.get("tool_version", "")),
             created=str(data.get("created", "")),
             profiling_seconds=data.get("profiling_seconds"),
+            host=host,
             path=path,
         )
 
@@ -375,6 +383,22 @@ class LatencyTable:
                 f"table {self.name} holds {self.precision.value} latencies, but {precision.value} was asked for: "
                 f"use a {precision.value} table (edgenas profile --precision {precision.value})"
             )
+
+    def describe_host(self) -> str:
+        """One line about the machine the table was measured on, as its agent reported it."""
+        h = self.host
+        if not h:
+            return "not recorded (a table from before edgenas recorded it, or timed with benchmark_model)"
+        system = " ".join(str(h[k]) for k in ("os", "os_release") if h.get(k))
+        python = f"Python {h.get('python', '?')}" + (f" ({h['python_implementation']})"
+                                                   if h.get("python_implementation") else "")
+        machine = f"{h.get('machine', '?')}" + (f" ({h['cpu']})" if h.get("cpu") else "")
+        parts = [machine, system, python, f"numpy {h.get('numpy', '?')}",
+                 f"{h.get('runtime', self.runtime.name)} {h.get('runtime_version', '?')}",
+                 f"{h.get('cpu_count', '?')} CPUs"]
+        if h.get("libc"):
+            parts.insert(2, str(h["libc"]))
+        return ", ".join(p for p in parts if p)
 
     def summary(self) -> str:
         rt = self.runtime

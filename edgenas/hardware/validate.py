@@ -92,9 +92,21 @@ class ValidationReport:
     bias_pct_drift_corrected: float | None
     measured_ms: dict
     architectures: list
+    host_changes: list = ()
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "host_changes": list(self.host_changes)}
+
+
+#: What the agent reports that, changed since profiling, makes a table describe another setup.
+HOST_KEYS = ("machine", "cpu", "python", "numpy", "runtime_version", "cpu_count")
+
+
+def host_changes(then: dict | None, now: dict | None) -> list[str]:
+    """``key: then -> now`` for each of :data:`HOST_KEYS` the device reports differently now than at profiling."""
+    if not then or not now:
+        return []
+    return [f"{k}: {then.get(k)} -> {now.get(k)}" for k in HOST_KEYS if k in then and then.get(k) != now.get(k)]
 
 
 def validate_table(
@@ -150,4 +162,5 @@ def validate_table(
         measured_ms={"min": float(measured.min()), "median": float(np.median(measured)), "max": float(measured.max())},
         architectures=[{"arch": str(arch), "predicted_ms": float(p), "measured_ms": float(m)}
                        for arch, p, m in zip(archs, predicted, measured)],
+        host_changes=host_changes(table.host, passes[0].get("host")),
     )

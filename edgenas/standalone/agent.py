@@ -6,6 +6,7 @@ tflite_runtime as a fallback), so that edgenas can copy it to a device (over
 ssh) and run it with the device's own Python::
 
     python3 agent.py JOB.json RESULTS.json
+    python3 agent.py --host onnxruntime        # prints what the device reports about itself (JSON)
 
 A job names the runtime, threads, execution provider or delegate, the model
 files, and the measurement settings.  Every model is loaded and warmed up; then
@@ -26,13 +27,14 @@ from __future__ import annotations
 import glob
 import json
 import os
+import platform
 import sys
 import threading
 import time
 
 import numpy as np
 
-AGENT_VERSION = 1
+AGENT_VERSION = 2  # 2: results carry ``host``
 
 # --------------------------------------------------------------------- energy
 
@@ -287,6 +289,48 @@ def runtime_version(runtime: str) -> str:
         return "tflite_runtime " + getattr(tflite_runtime, "__version__", "unknown")
 
 
+def _cpu_model() -> str:
+    """The CPU's name from /proc/cpuinfo (x86: ``model name``; Arm: implementer and part numbers), else ''."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        return platform.processor()
+    if fields.get("model name"):
+        return fields["model name"]
+    if fields.get("CPU part"):
+        return f"Arm implementer {fields.get('CPU implementer', '?')} part {fields['CPU part']}"
+    return fields.get("Hardware", "") or platform.processor()
+
+
+def host_info(runtime: str) -> dict:
+    """What this machine says about itself: OS, CPU architecture, Python, numpy, the runtime, CPU count.
+
+    Recorded in every table, so a table says which machine it describes (an emulated arm64 userland reports
+    ``aarch64`` here, and the CPU count of the machine that emulates it)."""
+    try:
+        version = runtime_version(runtime)
+    except ImportError:
+        version = "not installed"
+    libc, libc_version = platform.libc_ver()
+    return {
+        "cpu": _cpu_model(),
+        "os": platform.system(),
+        "os_release": platform.release(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "libc": f"{libc} {libc_version}".strip(),
+        "numpy": np.__version__,
+        "runtime": runtime,
+        "runtime_version": version,
+        "cpu_count": os.cpu_count(),
+    }
+
+
 def make_runner(job: dict, path: str, seed: int):
     if job["runtime"] == "onnxruntime":
         return OrtRunner(path, job["threads"], job.get("execution_provider") or "CPUExecutionProvider",
@@ -344,6 +388,7 @@ def run_job(job: dict, base_dir: str = ".", progress=None) -> dict:
         "runtime": job["runtime"],
         "runtime_version": runtime_version(job["runtime"]),
         "energy_source": job.get("energy") if meter is not None else None,
+        "host": host_info(job["runtime"]),
         "results": {
             mid: {"times_ms": times[mid], **({"energy_mj": energy[mid]} if meter is not None else {})} for mid in ids
         },
@@ -351,8 +396,11 @@ def run_job(job: dict, base_dir: str = ".", progress=None) -> dict:
 
 
 def main(argv: list[str]) -> int:
+    if len(argv) == 3 and argv[1] == "--host":  # agent.py --host RUNTIME: the device describes itself
+        print(json.dumps(host_info(argv[2])))
+        return 0
     if len(argv) != 3:
-        print("usage: agent.py JOB.json RESULTS.json", file=sys.stderr)
+        print("usage: agent.py JOB.json RESULTS.json | agent.py --host RUNTIME", file=sys.stderr)
         return 2
     with open(argv[1]) as f:
         job = json.load(f)

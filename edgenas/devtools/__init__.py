@@ -1,0 +1,1 @@
+"""Tools for developing and testing edgenas itself (an emulated arm64 device)."""
