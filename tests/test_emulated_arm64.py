@@ -26,6 +26,7 @@ from edgenas.hardware.profile import MeasurementSettings, profile_device
 from edgenas.hardware.tables import LatencyTable
 from edgenas.hardware.validate import validate_table
 from edgenas.space.mbconv import get_space
+from edgenas.space.ops import space_ops
 
 pytestmark = pytest.mark.device
 
@@ -97,11 +98,14 @@ def test_the_agent_reports_the_foreign_machine(arm64):
 
 
 def test_profile_tiny_at_8x8_there_records_aarch64(arm64, tmp_path, capsys):
-    device = emulated(arm64, "ort")
-    space = get_space("tiny").with_choices(resolutions=[8])
-    table = profile_device(device, space, "fp32", 1, 10, tmp_path / "emu.json", QUICK, quiet=True)
+    """The issue's bar, through the command: edgenas profile with the generated device file."""
+    device_file = arm64["root"] / "devices" / "emulated-arm64-ort.yaml"
+    assert main(["profile", "--device", str(device_file), "--space", "tiny", "--resolution", "8",
+                 "--in-channels", "1", "--precision", "fp32", "--rounds", "2", "--runs", "5",
+                 "--calibration-networks", "3", "--out", str(tmp_path / "emu.json"), "--quiet"]) == 0
     loaded = LatencyTable.load(tmp_path / "emu.json")
-    assert loaded.host["machine"] == "aarch64" and loaded.host == table.host
+    assert loaded.host["machine"] == "aarch64" and loaded.device["name"] == "emulated-arm64-ort"
+    assert sorted(loaded.entries) == sorted(str(k) for k in space_ops(get_space("tiny").with_choices(resolutions=[8]), 1, 10))
     assert loaded.host["numpy"] == arm64["manifest"]["host"]["numpy"]
     assert main(["tables", "show", str(tmp_path / "emu.json")]) == 0
     shown = capsys.readouterr().out
