@@ -153,3 +153,15 @@ def test_arch_train_prints_one_json_line(capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["arch"] == text and 0 <= out["accuracy"] <= 1 and out["steps"] >= 200  # the search's minimum of steps
     assert main(["arch", "train", "r8-w0.3-[k3e3]", "--space", "small"]) == 1
+
+
+def test_a_training_seed_redraws_the_weights_alone():
+    from edgenas.search.evaluators import _training_seed, train_architecture
+
+    text = "r8-w0.5-[k3e3][k3e3][k3e3][k3e3][k3e3]"
+    default = train_architecture(text, "small", "digits", epochs=1)
+    same = train_architecture(text, "small", "digits", epochs=1, training_seed=_training_seed(text, 0))
+    other = train_architecture(text, "small", "digits", epochs=1, training_seed=1001)
+    assert all(torch.equal(default.state[k], same.state[k]) for k in default.state)  # the default draw, spelled out
+    assert not all(torch.equal(default.state[k], other.state[k]) for k in default.state)
+    assert other.steps == default.steps  # same split and recipe
