@@ -97,6 +97,12 @@ def test_bad_input_is_one_line(tmp_path, monkeypatch, capsys):
         arm64.build_userland(tmp_path / "file", log=lambda m: None)
     assert arm64.main([str(tmp_path / "root"), "--ssh", "a b"]) == 1
     assert "must be [user@]host[:port]" in capsys.readouterr().err
+    home = tmp_path / "home"  # a folder of the user's own: its bin/ and etc/ must survive
+    (home / "bin").mkdir(parents=True)
+    (home / "bin" / "mine").write_text("keep")
+    with pytest.raises(BuildError, match="not an emulated userland: give a new or empty folder"):
+        arm64.build_userland(home, log=lambda m: None)
+    assert (home / "bin" / "mine").read_text() == "keep" and sorted(p.name for p in home.iterdir()) == ["bin"]
 
 
 def test_the_agent_describes_this_machine():

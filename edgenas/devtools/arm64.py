@@ -236,6 +236,9 @@ def build_userland(
         raise DeviceConfigError(f"--ssh {ssh!r} must be [user@]host[:port]")
     if root.exists() and not root.is_dir():
         raise BuildError(f"{root} exists and is not a folder: give a folder for the userland")
+    if root.is_dir() and any(root.iterdir()) and not (root / STAMP).is_file() and not (root / ".apt").is_dir():
+        # a build replaces ROOT/usr, ROOT/lib, ROOT/etc, ROOT/bin, ...: never in a folder that holds other things
+        raise BuildError(f"{root} holds files that are not an emulated userland: give a new or empty folder")
     qemu = find_qemu()
     for tool in ("apt-get", "apt-cache", "dpkg-deb"):
         if shutil.which(tool) is None:
