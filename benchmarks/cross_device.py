@@ -36,22 +36,18 @@ from edgenas.hardware.devices import get_device
 from edgenas.hardware.opmodels import MODEL_SUFFIX
 from edgenas.hardware.predict import Predictor
 from edgenas.hardware.profile import MeasurementSettings, ModelSpec, latency_statistic, measure, profile_device
-from edgenas.hardware.validate import validate_table
+from edgenas.hardware.validate import validate_table, within_tolerance
 from edgenas.space.cost import Precision
 from edgenas.space.mbconv import get_space
 
 CHANNELS, CLASSES, PRECISION = 1, 10, "fp32"
 
 
-def within(predicted: np.ndarray, measured: np.ndarray, tolerance: float = 0.10) -> float:
-    return float(np.mean(np.abs(predicted / measured - 1) <= tolerance))
-
-
 def score(predicted: np.ndarray, measured: np.ndarray) -> dict:
     scale = float(np.median(measured / predicted))
-    return {"kendall_tau": float(kendalltau(predicted, measured).statistic), "within_10pct": within(predicted, measured),
+    return {"kendall_tau": float(kendalltau(predicted, measured).statistic), "within_10pct": within_tolerance(predicted / measured),
             "mape_pct": float(np.mean(np.abs(predicted / measured - 1)) * 100),
-            "rescale": scale, "within_10pct_rescaled": within(predicted * scale, measured)}
+            "rescale": scale, "within_10pct_rescaled": within_tolerance(predicted * scale / measured)}
 
 
 def dominated(a: tuple[float, float], b: tuple[float, float]) -> bool:

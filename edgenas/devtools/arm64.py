@@ -39,10 +39,11 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgenas.errors import BuildError, DeviceConfigError, EdgenasError
+from edgenas.hardware.devices import device_from_dict
 
 __all__ = ["Recipe", "build_userland", "cpuinfo_text", "device_files", "launcher_text", "main"]
 
@@ -79,11 +80,10 @@ class Recipe:
     packages: tuple[str, ...] = PACKAGES
     wheels: tuple[str, ...] = WHEELS
     python_version: str = "3.11"
-    extra: dict = field(default_factory=dict)
 
     def key(self) -> str:
         blob = json.dumps({"suite": self.suite, "mirror": self.mirror, "packages": list(self.packages),
-                           "wheels": list(self.wheels), "python": self.python_version, **self.extra}, sort_keys=True)
+                           "wheels": list(self.wheels), "python": self.python_version}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -232,8 +232,12 @@ def build_userland(
     holds: versions, the launcher, the device files).  See the module docstring."""
     recipe = recipe or Recipe()
     root = Path(root).expanduser().resolve()
-    if ssh is not None and not re.fullmatch(r"(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9.:_\[\]-]+?(?::\d+)?", ssh):
-        raise DeviceConfigError(f"--ssh {ssh!r} must be [user@]host[:port]")
+    if ssh is not None:  # the ssh device files are checked as every device file is, before anything is written
+        try:
+            for name, fields in device_files(root, ssh, identity_file).items():
+                device_from_dict(fields, name)
+        except DeviceConfigError:
+            raise DeviceConfigError(f"--ssh {ssh!r} must be [user@]host[:port]") from None
     if root.exists() and not root.is_dir():
         raise BuildError(f"{root} exists and is not a folder: give a folder for the userland")
     if root.is_dir() and any(root.iterdir()) and not (root / STAMP).is_file() and not (root / ".apt").is_dir():

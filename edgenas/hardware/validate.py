@@ -23,10 +23,11 @@ from edgenas.hardware.predict import Predictor, floored_ops
 from edgenas.hardware.profile import MeasurementSettings, ModelSpec, latency_statistic, measure
 from edgenas.hardware.tables import LatencyTable
 
-__all__ = ["ValidationReport", "validate_table"]
+__all__ = ["ValidationReport", "host_changes", "validate_table", "within_tolerance"]
 
 
-def _within(ratio: np.ndarray, tolerance: float = 0.10) -> float:
+def within_tolerance(ratio: np.ndarray, tolerance: float = 0.10) -> float:
+    """The share of predicted/measured ratios within +-``tolerance`` of 1."""
     return float(np.mean(np.abs(ratio - 1) <= tolerance))
 
 
@@ -152,11 +153,11 @@ def validate_table(
     return ValidationReport(
         table=table.name, device=device.name, precision=table.precision.value, space=space.name,
         resolutions=list(space.resolutions), samples=samples, seed=seed,
-        within_10pct=_within(ratio), mape_pct=float(np.mean(np.abs(ratio - 1)) * 100), kendall_tau=float(tau),
+        within_10pct=within_tolerance(ratio), mape_pct=float(np.mean(np.abs(ratio - 1)) * 100), kendall_tau=float(tau),
         bias_pct=float(np.median(ratio - 1) * 100), floored_ops=floored_ops(table),
-        noise_within_10pct=_within(a / b), noise_mape_pct=float(np.mean(np.abs(a / b - 1)) * 100),
+        noise_within_10pct=within_tolerance(a / b), noise_mape_pct=float(np.mean(np.abs(a / b - 1)) * 100),
         speed_ratio=speed,
-        within_10pct_drift_corrected=_within(corrected) if corrected is not None else None,
+        within_10pct_drift_corrected=within_tolerance(corrected) if corrected is not None else None,
         mape_pct_drift_corrected=float(np.mean(np.abs(corrected - 1)) * 100) if corrected is not None else None,
         bias_pct_drift_corrected=float(np.median(corrected - 1) * 100) if corrected is not None else None,
         measured_ms={"min": float(measured.min()), "median": float(np.median(measured)), "max": float(measured.max())},
