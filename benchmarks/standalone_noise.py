@@ -7,8 +7,12 @@ tau between the draws: the most any accuracy source can agree with a single stan
 architectures of ``benchmarks/results/supernet.json`` (same space, data and sampling seed) it reuses that file's
 stand-alone accuracies as the first draw and also scores the supernet against the mean of all draws.
 
-Run: ``python benchmarks/standalone_noise.py [--archs 12] [--seeds 1001,2002]``; writes
-``benchmarks/results/standalone_noise.json``.
+Each draw is also scored against the mean of the other draws: how well the best estimate that stand-alone training
+offers (without that draw) predicts one run.
+
+Run: ``python benchmarks/standalone_noise.py [--archs 12] [--seeds 1001,2002] [--reuse]``; writes
+``benchmarks/results/standalone_noise.json``; ``--reuse`` takes the draws of that file (same architectures and
+seeds) instead of training again.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="1001,2002", help="training seeds of the extra draws")
     parser.add_argument("--supernet-results", default="benchmarks/results/supernet.json")
     parser.add_argument("--out", default="benchmarks/results/standalone_noise.json")
+    parser.add_argument("--reuse", action="store_true", help="the draws of --out instead of training again")
     args = parser.parse_args()
 
     space = get_space(args.space).with_choices(resolutions=[args.resolution])
@@ -60,20 +65,30 @@ def main() -> None:
     else:
         earlier = {}
         draws["default"] = [train_architecture(a, args.space, args.data).accuracy for a in archs]
+    seeds = [s.strip() for s in args.seeds.split(",")]
+    kept = json.loads(Path(args.out).read_text()) if args.reuse and Path(args.out).is_file() else {}
+    if kept and (kept.get("architectures") != archs or any(s not in kept.get("accuracy", {}) for s in seeds)):
+        raise SystemExit(f"--reuse: {args.out} holds other architectures or seeds; run without --reuse")
     started = time.perf_counter()
-    for seed in (int(s) for s in args.seeds.split(",")):
+    for seed in (int(s) for s in seeds):
+        if kept:
+            draws[str(seed)] = kept["accuracy"][str(seed)]
+            continue
         draws[str(seed)] = []
         for i, a in enumerate(archs, 1):
             result = train_architecture(a, args.space, args.data, training_seed=seed)
             draws[str(seed)].append(result.accuracy)
             print(f"[seed {seed} {i}/{len(archs)}] {a}: {100 * result.accuracy:.2f}%", flush=True)
-    seconds = time.perf_counter() - started
+    seconds = kept["training_seconds"] if kept else time.perf_counter() - started
     pairs = {f"{x} vs {y}": tau(draws[x], draws[y]) for x, y in itertools.combinations(draws, 2)}
     for name, value in pairs.items():
         print(f"Kendall tau, stand-alone {name}: {value:.3f}")
+    rest = {k: tau(v, np.mean([w for j, w in draws.items() if j != k], axis=0)) for k, v in draws.items()}
+    print("Kendall tau, each draw vs the mean of the others: " + ", ".join(f"{k} {v:.3f}" for k, v in rest.items()))
     out = {"benchmark": "standalone_noise", "edgenas": edgenas.__version__, "machine": platform.machine(),
            "date": time.strftime("%Y-%m-%d"), "data": args.data, "space": args.space, "resolution": args.resolution,
            "seed": args.seed, "architectures": archs, "accuracy": draws, "kendall_tau_between_draws": pairs,
+           "kendall_tau_draw_vs_mean_of_others": rest,
            "training_seconds": round(seconds, 1)}
     if earlier:
         supernet = [earlier[a]["supernet"] for a in archs]
