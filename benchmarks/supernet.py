@@ -7,8 +7,15 @@
 3. searches three device tables with the one supernet (``--budget`` subnets each, LEMONADE): seconds per 1,000
    candidates and front sizes.
 
+``--data photos`` is a 32x32 RGB dataset built from photographs a pip package ships (:mod:`edgenas.nn.photos`:
+scikit-learn's two sample photos cut into 4 bands each, 8 classes of 120 random crops; the folder ``own_data.py``
+searches), written to a temporary ImageFolder; ``--budget 0`` skips the searches.  ``--reuse-standalone FILE`` takes the
+stand-alone accuracies of an earlier result file (same data, space, resolution and seed) instead of training the
+architectures again: how another supernet recipe (``--epochs``) ranks the same networks.
+
 Run: ``python benchmarks/supernet.py [--supernet DIR] [--archs 30] [--budget 1000]``; writes
-``benchmarks/results/supernet.json``.
+``benchmarks/results/supernet.json``;
+``python benchmarks/supernet.py --data photos --resolution 32 --budget 0 --out benchmarks/results/supernet_photos.json``.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import numpy as np
 from scipy.stats import kendalltau
 
 import edgenas
+from edgenas.nn.photos import photo_folder, sklearn_photos, split_regions
 from edgenas.nn.supernet import SupernetConfig, load_supernet, train_supernet
 from edgenas.search.config import SearchConfig
 from edgenas.search.evaluators import train_architecture
@@ -43,11 +51,23 @@ def main() -> None:
     parser.add_argument("--archs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--budget", type=int, default=1000)
+    parser.add_argument("--reuse-standalone", metavar="FILE", help="stand-alone accuracies of an earlier result file")
     parser.add_argument("--out", default="benchmarks/results/supernet.json")
     args = parser.parse_args()
+    earlier = {}
+    if args.reuse_standalone:
+        kept = json.loads(Path(args.reuse_standalone).read_text())
+        if [kept.get(k) for k in ("data", "space", "resolution", "seed")] != [args.data, args.space, args.resolution,
+                                                                             args.seed]:
+            raise SystemExit(f"--reuse-standalone: {args.reuse_standalone} measured other data, space, resolution "
+                             "or seed")
+        earlier = {r["arch"]: r["standalone"] for r in kept["architectures"]}
 
     space = get_space(args.space).with_choices(resolutions=[args.resolution])
     with tempfile.TemporaryDirectory() as tmp:
+        data_name = args.data
+        if args.data == "photos":
+            args.data = f"imagefolder:{photo_folder(Path(tmp) / 'photos', split_regions(sklearn_photos(), 4), 120)}"
         folder = Path(args.supernet) if args.supernet else Path(tmp) / "supernet"
         started = time.perf_counter()
         if not args.supernet:
@@ -61,18 +81,23 @@ def main() -> None:
         rows, standalone_s = [], 0.0
         for i, text in enumerate(archs, 1):
             one_shot = supernet.accuracy(space.parse(text))
-            result = train_architecture(text, args.space, args.data)
-            standalone_s += result.train_seconds
-            rows.append({"arch": text, "supernet": one_shot, "standalone": result.accuracy})
+            if text in earlier:
+                standalone = earlier[text]
+            else:
+                result = train_architecture(text, args.space, args.data)
+                standalone_s += result.train_seconds
+                standalone = result.accuracy
+            rows.append({"arch": text, "supernet": one_shot, "standalone": standalone})
             print(f"[{i}/{len(archs)}] {text}: supernet {100 * one_shot:.2f}%, stand-alone "
-                  f"{100 * result.accuracy:.2f}%", flush=True)
+                  f"{100 * standalone:.2f}%", flush=True)
         tau = float(kendalltau([r["supernet"] for r in rows], [r["standalone"] for r in rows]).statistic)
         tau12 = float(kendalltau([r["supernet"] for r in rows[:12]], [r["standalone"] for r in rows[:12]]).statistic)
-        print(f"Kendall tau over {len(rows)} architectures: {tau:.3f} (first 12: {tau12:.3f}); stand-alone training "
-              f"{standalone_s / len(rows):.1f} s per network", flush=True)
+        print(f"Kendall tau over {len(rows)} architectures: {tau:.3f} (first 12: {tau12:.3f})"
+              + (f"; stand-alone training {standalone_s / len(rows):.1f} s per network" if standalone_s else ""),
+              flush=True)
 
         searches = []
-        for device, precision in DEVICES:
+        for device, precision in DEVICES if args.budget > 0 else ():
             config = SearchConfig(data=args.data, space=args.space, supernet=str(folder), device=device,
                                   precision=precision, budget=args.budget, run_dir=str(Path(tmp) / f"{device}-{precision}"))
             started = time.perf_counter()
@@ -85,10 +110,11 @@ def main() -> None:
                   f"({1000 * seconds / result.evaluations:.0f} s per 1,000), front of {len(result.front)}", flush=True)
 
     out = {"benchmark": "supernet", "edgenas": edgenas.__version__, "machine": platform.machine(),
-           "date": time.strftime("%Y-%m-%d"), "data": args.data, "space": args.space, "resolution": args.resolution,
+           "date": time.strftime("%Y-%m-%d"), "data": data_name, "space": args.space, "resolution": args.resolution,
            "supernet_epochs": supernet.meta["recipe"]["epochs"], "supernet_train_seconds": train_s,
            "seed": args.seed, "kendall_tau": tau, "kendall_tau_first_12": tau12,
-           "standalone_seconds_per_network": standalone_s / len(rows), "architectures": rows, "searches": searches}
+           "standalone_seconds_per_network": standalone_s / len(rows) if standalone_s else None,
+           "standalone_from": args.reuse_standalone, "architectures": rows, "searches": searches}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {args.out}")
