@@ -160,7 +160,7 @@ def main() -> None:
     parser.add_argument("--per-node", type=int, default=24, help="evaluations per node in the cluster simulation")
     parser.add_argument("--base-s", type=float, default=0.25, help="median synthetic evaluation (s)")
     parser.add_argument("--sigma", type=float, default=0.6, help="log-normal spread of the synthetic durations")
-    parser.add_argument("--out", default="benchmarks/results/scaling.json")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "scaling.json"))
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     import os

@@ -44,8 +44,8 @@ def main() -> None:
     parser.add_argument("--archs", type=int, default=12)
     parser.add_argument("--seed", type=int, default=11, help="sampling seed of the architectures (as supernet.py)")
     parser.add_argument("--seeds", default="1001,2002", help="training seeds of the extra draws")
-    parser.add_argument("--supernet-results", default="benchmarks/results/supernet.json")
-    parser.add_argument("--out", default="benchmarks/results/standalone_noise.json")
+    parser.add_argument("--supernet-results", default=str(Path(__file__).parent / "results" / "supernet.json"))
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "standalone_noise.json"))
     parser.add_argument("--reuse", action="store_true", help="the draws of --out instead of training again")
     args = parser.parse_args()
 

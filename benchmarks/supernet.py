@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--budget", type=int, default=1000)
     parser.add_argument("--reuse-standalone", metavar="FILE", help="stand-alone accuracies of an earlier result file")
-    parser.add_argument("--out", default="benchmarks/results/supernet.json")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "supernet.json"))
     args = parser.parse_args()
     earlier = {}
     if args.reuse_standalone:
