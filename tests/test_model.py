@@ -4,7 +4,15 @@ import torch
 from torch import nn
 
 from edgenas.errors import ExportCheckError, ExportError
-from edgenas.nn.model import MBConv, build_model, build_op, export_onnx, onnx_matches_torch
+from edgenas.nn.model import (
+    DepthwiseConv2d,
+    MBConv,
+    build_model,
+    build_op,
+    export_onnx,
+    onnx_matches_torch,
+    reachable_taps,
+)
 from edgenas.space.genome import Architecture
 from edgenas.space.mbconv import get_space
 from edgenas.space.ops import OpKey, OpType
@@ -73,3 +81,36 @@ def test_a_wrong_export_is_caught(tmp_path):
     assert issubclass(ExportCheckError, ExportError)  # caught with every other export failure
     with pytest.raises(ExportCheckError, match="differs from torch"):
         onnx_matches_torch(other, path, inputs)
+
+
+@pytest.mark.parametrize("kernel", [3, 5, 7])
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("size", [(1, 1), (2, 2), (3, 5), (8, 2), (9, 9)])
+def test_depthwise_training_skips_only_taps_that_never_meet_the_image(kernel, stride, size):
+    """While training, the depthwise convolution convolves a cropped kernel on tiny maps: its outputs and gradients
+    are an ordinary Conv2d's (same weights), and in eval mode (what export traces) it is that Conv2d."""
+    torch.manual_seed(0)
+    fast = DepthwiseConv2d(6, 6, kernel, stride, kernel // 2, groups=6, bias=False)
+    plain = torch.nn.Conv2d(6, 6, kernel, stride, kernel // 2, groups=6, bias=False)
+    plain.weight.data.copy_(fast.weight.data)
+    x = torch.randn(2, 6, *size)
+    out_fast, out_plain = fast.train()(x), plain(x)
+    assert out_fast.shape == out_plain.shape
+    assert torch.allclose(out_fast, out_plain, atol=1e-6)
+    grad = torch.randn_like(out_plain)
+    out_fast.backward(grad)
+    out_plain.backward(grad)
+    assert torch.allclose(fast.weight.grad, plain.weight.grad, atol=1e-5)
+    reach = (min(kernel, 2 * size[0] - 1), min(kernel, 2 * size[1] - 1))
+    assert reachable_taps(fast.weight, size).shape[-2:] == reach
+    with torch.no_grad():
+        assert torch.equal(fast.eval()(x), plain(x))
+
+
+def test_mbconv_blocks_use_the_fast_depthwise_convolution_alone():
+    space = get_space("small").with_choices(resolutions=[8])
+    model = build_model(space, space.sample(np.random.default_rng(0)), 10, 1)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    depthwise = [m for m in convs if isinstance(m, DepthwiseConv2d)]
+    assert depthwise and all(m.groups == m.in_channels == m.out_channels > 1 for m in depthwise)
+    assert all(m.groups == 1 for m in convs if m not in depthwise)

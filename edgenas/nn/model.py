@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from edgenas.errors import ExportCheckError
@@ -24,15 +25,46 @@ from edgenas.space.genome import Architecture
 from edgenas.space.mbconv import SearchSpace
 from edgenas.space.ops import OpKey, OpType, decompose
 
-__all__ = ["ConvBN", "EdgeNet", "MBConv", "build_model", "build_op", "export_onnx", "onnx_matches_torch"]
+__all__ = ["ConvBN", "DepthwiseConv2d", "EdgeNet", "MBConv", "build_model", "build_op", "export_onnx",
+           "onnx_matches_torch", "reachable_taps"]
+
+
+def reachable_taps(weight: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """The centre of a (C, 1, kh, kw) kernel that can meet an image of ``size`` (H, W) under "same" padding.
+
+    A tap more than ``H - 1`` rows (``W - 1`` columns) from the centre only ever multiplies padding, so a
+    convolution with the centre ``min(kh, 2H - 1) x min(kw, 2W - 1)`` taps, padded by half of that, gives the same
+    output.  Torch's depthwise convolution is very slow where the kernel is larger than a tiny feature map (a 7x7
+    kernel on 1x1 to 4x4 maps, as every 8x8 network has): cropping is what makes training there fast.
+    """
+    kh, kw = weight.shape[-2:]
+    h, w = min(kh, 2 * size[0] - 1), min(kw, 2 * size[1] - 1)
+    if (h, w) == (kh, kw):
+        return weight
+    top, left = (kh - h) // 2, (kw - w) // 2
+    return weight[..., top : top + h, left : left + w]
+
+
+class DepthwiseConv2d(nn.Conv2d):
+    """A depthwise "same" convolution that, while training, convolves only the taps that can meet the input
+    (:func:`reachable_taps`): the same output and gradients, faster.  In eval mode (inference, export) it is an
+    ordinary ``Conv2d``, so exported graphs keep the architecture's kernel."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return super().forward(x)
+        weight = reachable_taps(self.weight, x.shape[-2:])
+        return F.conv2d(x, weight, self.bias, self.stride, (weight.shape[-2] // 2, weight.shape[-1] // 2),
+                        groups=self.groups)
 
 
 class ConvBN(nn.Sequential):
-    """Convolution (no bias), BatchNorm, optionally ReLU6."""
+    """Convolution (no bias; depthwise where ``groups`` equals both channel counts), BatchNorm, optionally ReLU6."""
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, act: bool = True) -> None:
+        conv = DepthwiseConv2d if 1 < groups == cin == cout else nn.Conv2d
         layers: list[nn.Module] = [
-            nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
+            conv(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
             nn.BatchNorm2d(cout),
         ]
         if act:

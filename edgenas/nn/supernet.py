@@ -41,7 +41,7 @@ from torch import nn
 from edgenas import __version__
 from edgenas.errors import DataError, SearchError
 from edgenas.files import atomic_write_text
-from edgenas.nn.model import EdgeNet, build_model
+from edgenas.nn.model import EdgeNet, build_model, reachable_taps
 from edgenas.space.genome import Architecture, Block
 from edgenas.space.mbconv import SearchSpace, space_from_dict
 from edgenas.space.ops import OpKey, decompose
@@ -102,10 +102,9 @@ class _Block(nn.Module):
         y = x
         if key.expansion != 1:
             y = F.relu6(_bn(F.conv2d(y, self.expand.weight[:hidden, : key.cin]), self.expand_bn, hidden, training))
-        # Only the taps within (input size - 1) of the centre ever meet the image: the kernel cropped to them gives
-        # the same output, and avoids torch's very slow path for kernels larger than tiny feature maps.
-        k = min(key.kernel, 2 * min(x.shape[-2:]) - 1)
-        y = F.conv2d(y, self.kernel_weight(hidden, k), stride=key.stride, padding=k // 2, groups=hidden)
+        weight = reachable_taps(self.kernel_weight(hidden, key.kernel), y.shape[-2:])  # same output, faster
+        y = F.conv2d(y, weight, stride=key.stride, padding=(weight.shape[-2] // 2, weight.shape[-1] // 2),
+                     groups=hidden)
         y = F.relu6(_bn(y, self.depthwise_bn, hidden, training))
         y = _bn(F.conv2d(y, self.project.weight[: key.cout, :hidden]), self.project_bn, key.cout, training)
         return x + y if key.residual else y

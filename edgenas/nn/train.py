@@ -229,7 +229,7 @@ def train_candidate(
         torch.set_num_threads(config.threads)
         if init_state is not None:
             model.load_state_dict(init_state)
-        model.to(device)
+        model.to(device, memory_format=torch.channels_last)  # about 2x faster depthwise convolutions on the CPU
         x, y = train
         rng = np.random.default_rng(seed)
         aug_rng = np.random.default_rng([seed, 1])
@@ -251,7 +251,7 @@ def train_candidate(
                 if len(batch) < 2:  # BatchNorm needs two samples
                     continue
                 xb = xt[batch] if config.augment == "none" else _augment(xt[batch], aug_rng, config.flip)
-                loss = loss_fn(model(xb), yt[batch])
+                loss = loss_fn(model(xb.contiguous(memory_format=torch.channels_last)), yt[batch])
                 if not torch.isfinite(loss):
                     return TrainResult("failed", None, time.perf_counter() - start, epoch,
                                        f"loss became {loss.item()} in epoch {epoch}", device=device)
@@ -259,6 +259,7 @@ def train_candidate(
                 loss.backward()
                 opt.step()
                 schedule.step()
+        model.to(memory_format=torch.contiguous_format)
         accuracy = evaluate_accuracy(model, *val)
     except Exception as exc:  # a candidate that cannot train is recorded, not fatal
         return TrainResult("failed", None, time.perf_counter() - start, epoch, f"{type(exc).__name__}: {exc}",
