@@ -251,11 +251,13 @@ def _supernet_task(arch_text: str) -> dict:
 
 
 def train_architecture(arch_text: str, space_name: str = "small", data_spec: str = "digits",
-                       epochs: int | None = None, seed: int = 0, training_seed: int | None = None):
+                       epochs: int | None = None, seed: int = 0, training_seed: int | None = None,
+                       threads: int | None = None):
     """Train one architecture stand-alone with a search's default recipe (the training a search with ``seed``
     gives it from scratch, on the same validation split); returns the :class:`~edgenas.nn.train.TrainResult`.
     The architecture's resolution becomes the space's.  ``training_seed`` replaces the seed of the weights and
-    batches alone (the split stays ``seed``'s): how much the accuracy owes to the draw."""
+    batches alone (the split stays ``seed``'s): how much the accuracy owes to the draw.  ``threads``: torch threads
+    (default: every core)."""
     import torch
 
     from edgenas.nn.data import load_data
@@ -272,7 +274,7 @@ def train_architecture(arch_text: str, space_name: str = "small", data_spec: str
     data = load_data(data_spec).resized(arch.resolution)
     split = data.split(config.val_fraction, config.seed)
     budget = config.training_budget(len(split.train))
-    recipe = config.train_config(os.cpu_count() or 1, budget, data.in_channels)  # one network: every core
+    recipe = config.train_config(threads or os.cpu_count() or 1, budget, data.in_channels)
     seed_ = _training_seed(str(arch), config.seed) if training_seed is None else training_seed
     torch.manual_seed(seed_)
     model = build_model(space, arch, data.num_classes, data.in_channels)
