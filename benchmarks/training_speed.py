@@ -3,7 +3,8 @@
 Every network trained here (search candidates, ``edgenas arch train``, fine-tunes) runs its depthwise
 convolutions through :class:`edgenas.nn.model.DepthwiseConv2d`, which while training convolves only the kernel taps
 that can meet the feature map (a 7x7 kernel on a 2x2 map is a 3x3 one), and :func:`edgenas.nn.train.train_candidate`
-trains in channels-last memory layout.  Both give the same outputs and gradients (tests/test_model.py).  This script
+trains in channels-last memory layout.  The crop gives the same outputs and gradients as the whole kernel
+(tests/test_model.py); channels-last changes only the memory layout (float sums in another order).  This script
 times one SGD step (forward, backward, update; batch 64) of the same network, same weights, four ways: torch's plain
 ``Conv2d`` in NCHW (what training did before), the cropped kernel alone, channels-last alone, and both (what
 training does now).  Rounds are interleaved and the median is kept, so drift on a shared machine hits every variant
